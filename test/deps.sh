@@ -1,0 +1,48 @@
+#!/usr/bin/env bash
+# Installs the Debian packages that the build, the tests and the conformance suite need.
+# Idempotent: packages already present are skipped, so a second run takes a second.
+set -euo pipefail
+
+pkgs=(
+  # the real Pacemaker tools the conformance suite drives
+  pacemaker pacemaker-cli-utils corosync pcs
+  # the Python agents we replace and compare against, and ocf-tester / the OCF DTD
+  fence-agents resource-agents
+  # the BMC simulator and the reference IPMI client
+  openipmi ipmitool
+  # xmllint for metadata validation against the RelaxNG schema and the OCF DTD
+  libxml2-utils
+  # side-by-side timing of whole commands in `make bench`
+  hyperfine
+  # syslog socket for the logging tests, procps for pgrep/pkill in test scripts
+  procps
+)
+
+missing=()
+for p in "${pkgs[@]}"; do
+  if ! dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'install ok installed'; then
+    missing+=("$p")
+  fi
+done
+if [ ${#missing[@]} -eq 0 ]; then
+  echo "deps: all ${#pkgs[@]} packages present"
+  exit 0
+fi
+
+sudo=""
+[ "$(id -u)" -eq 0 ] || sudo="sudo"
+
+# Package scripts must not start cluster daemons on a build machine: a policy-rc.d that
+# exits 101 forbids it. Put one in place for the install only if the machine has none.
+cleanup=""
+if [ ! -e /usr/sbin/policy-rc.d ]; then
+  printf '#!/bin/sh\nexit 101\n' | $sudo tee /usr/sbin/policy-rc.d >/dev/null
+  $sudo chmod 755 /usr/sbin/policy-rc.d
+  cleanup="/usr/sbin/policy-rc.d"
+fi
+trap '[ -z "$cleanup" ] || $sudo rm -f "$cleanup"' EXIT
+
+export DEBIAN_FRONTEND=noninteractive
+echo "deps: installing ${missing[*]}"
+$sudo apt-get -o DPkg::Lock::Timeout=900 update -q
+$sudo apt-get -o DPkg::Lock::Timeout=900 install -y -q --no-install-recommends "${missing[@]}"
