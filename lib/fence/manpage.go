@@ -1,0 +1,99 @@
+package fence
+
+import (
+	"fmt"
+	"io"
+	"strings"
+
+	"github.com/novaha/novaha/lib/manpage"
+)
+
+// WriteManPage writes the agent's fence_xxx(8) man page, generated from the same
+// parameter table as the metadata and --help, so the three never disagree.
+func (a *Agent) WriteManPage(w io.Writer) error {
+	var opts, stdin []manpage.Item
+	for _, p := range a.allParams() {
+		if p.Hidden {
+			continue
+		}
+		help := p.Help
+		if p.Type == Select {
+			help += " Values: " + strings.Join(p.Choices, ", ") + "."
+		}
+		if p.Default != "" && !p.Secret {
+			help += " Default: " + p.Default + "."
+		}
+		if p.Required {
+			help += " Required."
+		}
+		opts = append(opts, manpage.Item{Tag: p.getopt(), Text: help})
+		names := p.Name
+		if p.Deprecated != "" {
+			names += " (or " + p.Deprecated + ", deprecated)"
+		}
+		stdin = append(stdin, manpage.Item{Tag: names, Text: help})
+	}
+	var acts []manpage.Item
+	for _, act := range a.actions() {
+		acts = append(acts, manpage.Item{Tag: act, Text: actionHelp(act, a.Fabric)})
+	}
+	page := manpage.Page{
+		Name:    a.Name,
+		Section: "8",
+		Source:  "novaha " + a.version(),
+		Manual:  "novaha fence agents",
+		Short:   a.ShortDesc,
+		Synopsis: []string{
+			a.Name + " [OPTION]...",
+			"printf 'action=status\\nip=...\\n' | " + a.Name,
+		},
+		Sections: []manpage.Section{
+			{Title: "DESCRIPTION", Paragraphs: []string{oneLine(a.LongDesc),
+				"With arguments, the agent reads GNU-style options. Without arguments, as Pacemaker runs it, it reads key=value lines on standard input; names may use - or _, old names are accepted, the last occurrence wins, and booleans accept 1/yes/on/true and 0/no/off/false."}},
+			{Title: "OPTIONS", Items: opts},
+			{Title: "ACTIONS", Items: acts},
+			{Title: "STDIN PARAMETERS", Items: stdin},
+			{Title: "EXIT STATUS", Items: []manpage.Item{
+				{Tag: "0", Text: "Success; for status, the target is ON."},
+				{Tag: "1", Text: "Failure, including bad options and timeouts."},
+				{Tag: "2", Text: "status: the target is OFF."},
+			}},
+		},
+	}
+	if err := page.Write(w); err != nil {
+		return fmt.Errorf("writing man page: %w", err)
+	}
+	return nil
+}
+
+func actionHelp(act string, fabric bool) string {
+	switch act {
+	case "on":
+		if fabric {
+			return "Unfence the target (run automatically by Pacemaker when the target rejoins)."
+		}
+		return "Power the target on and verify it."
+	case "off":
+		if fabric {
+			return "Fence the target (default action)."
+		}
+		return "Power the target off and verify it."
+	case "reboot":
+		return "Power off (verified), then power on (best effort). Default action."
+	case "status":
+		return "Print Status: ON (exit 0) or Status: OFF (exit 2)."
+	case "list":
+		return "List the targets, one name,alias per line."
+	case "list-status":
+		return "List the targets with their state: name,alias,ON|OFF|UNKNOWN."
+	case "monitor":
+		return "Check that the fencing device is reachable and answers."
+	case "metadata":
+		return "Print the agent's metadata XML (alias meta-data)."
+	case "manpage":
+		return "Print this man page."
+	case "validate-all":
+		return "Check the options offline and exit 0 or 1."
+	}
+	return ""
+}
