@@ -557,7 +557,7 @@ func TestInformationalActions(t *testing.T) {
 		{[]string{"--help"}, "Usage:\n\tfence_test [options]\n"},
 		{[]string{"-V"}, "1.2.3\n"},
 		{[]string{"-o", "metadata"}, `<resource-agent name="fence_test" shortdesc="Fence agent for tests" >`},
-		{[]string{"-o", "meta-data"}, `<parameter name="ip" unique="0" required="1" obsoletes="ipaddr">`},
+		{[]string{"-o", "meta-data"}, `<parameter name="ip" unique="0" required="0" obsoletes="ipaddr">`},
 	} {
 		r := runAgent(t, a, tc.args, "", nil)
 		if r.code != 0 || !strings.Contains(r.stdout, tc.want) {
@@ -578,7 +578,8 @@ func TestMetadata(t *testing.T) {
 	}
 	md := b.String()
 	for _, want := range []string{
-		`<parameter name="ipaddr" unique="0" required="1" deprecated="1">`,
+		// ip is required, but port_as_ip may supply it: pcs must not insist.
+		`<parameter name="ipaddr" unique="0" required="0" deprecated="1">`,
 		`<parameter name="username" unique="0" required="0" obsoletes="login">`,
 		`<getopt mixed="-p, --password=[password]" />`,
 		`<content type="second" default="20" />`,
@@ -598,6 +599,17 @@ func TestMetadata(t *testing.T) {
 		if strings.Contains(md, bad) {
 			t.Errorf("metadata has %s", bad)
 		}
+	}
+	for i := range a.Params {
+		if a.Params[i].Name == ParamPortAsIP {
+			a.Params = append(a.Params[:i], a.Params[i+1:]...)
+			break
+		}
+	}
+	b.Reset()
+	_ = a.WriteMetadata(&b)
+	if !strings.Contains(b.String(), `<parameter name="ip" unique="0" required="1" obsoletes="ipaddr">`) {
+		t.Errorf("ip is not required without port_as_ip")
 	}
 	a.Fabric, a.Lists = true, true
 	b.Reset()

@@ -11,12 +11,12 @@ import (
 // WriteManPage writes the agent's fence_xxx(8) man page, generated from the same
 // parameter table as the metadata and --help, so the three never disagree.
 func (a *Agent) WriteManPage(w io.Writer) error {
-	var opts, stdin []manpage.Item
+	var opts []manpage.Item
 	for _, p := range a.allParams() {
 		if p.Hidden {
 			continue
 		}
-		help := p.Help
+		help := sentence(p.Help)
 		if p.Type == Select {
 			help += " Values: " + strings.Join(p.Choices, ", ") + "."
 		}
@@ -26,12 +26,11 @@ func (a *Agent) WriteManPage(w io.Writer) error {
 		if p.Required {
 			help += " Required."
 		}
-		opts = append(opts, manpage.Item{Tag: p.getopt(), Text: help})
-		names := p.Name
+		stdin := "On stdin: " + p.Name
 		if p.Deprecated != "" {
-			names += " (or " + p.Deprecated + ", deprecated)"
+			stdin += " (or " + p.Deprecated + ", deprecated)"
 		}
-		stdin = append(stdin, manpage.Item{Tag: names, Text: help})
+		opts = append(opts, manpage.Item{Tag: p.getopt(), Text: help + " " + stdin + "."})
 	}
 	var acts []manpage.Item
 	for _, act := range a.actions() {
@@ -52,7 +51,6 @@ func (a *Agent) WriteManPage(w io.Writer) error {
 				"With arguments, the agent reads GNU-style options. Without arguments, as Pacemaker runs it, it reads key=value lines on standard input; names may use - or _, old names are accepted, the last occurrence wins, and booleans accept 1/yes/on/true and 0/no/off/false."}},
 			{Title: "OPTIONS", Items: opts},
 			{Title: "ACTIONS", Items: acts},
-			{Title: "STDIN PARAMETERS", Items: stdin},
 			{Title: "EXIT STATUS", Items: []manpage.Item{
 				{Tag: "0", Text: "Success; for status, the target is ON."},
 				{Tag: "1", Text: "Failure, including bad options and timeouts."},
@@ -96,4 +94,13 @@ func actionHelp(act string, fabric bool) string {
 		return "Check the options offline and exit 0 or 1."
 	}
 	return ""
+}
+
+// sentence ends s with a full stop, so that appended notes read as sentences.
+func sentence(s string) string {
+	s = strings.TrimSpace(s)
+	if s == "" || strings.HasSuffix(s, ".") {
+		return s
+	}
+	return s + "."
 }

@@ -32,9 +32,9 @@ func (a *Agent) WriteMetadata(w io.Writer) error {
 		if p.Deprecated != "" {
 			extra = fmt.Sprintf(" obsoletes=\"%s\"", esc(p.Deprecated))
 		}
-		writeParam(bw, p, p.Name, extra)
+		a.writeParam(bw, p, p.Name, extra)
 		if p.Deprecated != "" {
-			writeParam(bw, p, p.Deprecated, " deprecated=\"1\"")
+			a.writeParam(bw, p, p.Deprecated, " deprecated=\"1\"")
 		}
 	}
 	bw.WriteString("</parameters>\n<actions>\n")
@@ -53,9 +53,10 @@ func (a *Agent) WriteMetadata(w io.Writer) error {
 	return bw.Flush()
 }
 
-func writeParam(w *bufio.Writer, p *Param, name, extra string) {
+func (a *Agent) writeParam(w *bufio.Writer, p *Param, name, extra string) {
 	required := 0
-	if p.Required {
+	// With port_as_ip the address may come as the plug instead: pcs must not insist.
+	if p.Required && !(p.Name == ParamIP && a.hasParam(ParamPortAsIP)) {
 		required = 1
 	}
 	fmt.Fprintf(w, "\t<parameter name=\"%s\" unique=\"0\" required=\"%d\"%s>\n", esc(name), required, extra)
