@@ -3,7 +3,11 @@ module github.com/novaha/novaha
 go 1.26
 
 require (
-	github.com/bougou/go-ipmi v0.9.1 // indirect
+	github.com/bougou/go-ipmi v0.9.1
+	github.com/spf13/pflag v1.0.10
+)
+
+require (
 	github.com/fatih/color v1.15.0 // indirect
 	github.com/go-ole/go-ole v1.3.0 // indirect
 	github.com/google/uuid v1.1.2 // indirect
@@ -17,7 +21,6 @@ require (
 	github.com/olekukonko/tablewriter v1.0.9 // indirect
 	github.com/rivo/uniseg v0.2.0 // indirect
 	github.com/rogpeppe/go-internal v1.6.1 // indirect
-	github.com/spf13/pflag v1.0.10 // indirect
 	golang.org/x/net v0.43.0 // indirect
 	golang.org/x/sys v0.35.0 // indirect
 	golang.org/x/term v0.34.0 // indirect
