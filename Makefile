@@ -1,0 +1,96 @@
+# novaha: Pacemaker fence and OCF agents for OpenStack instance high availability.
+#
+#   make deps         install the Debian packages the tests need (root or sudo)
+#   make test         lint, unit tests, then the conformance suite on the built agents
+#   make demo         show a host failure being recovered (BMC simulator, for now)
+#   make bench        benchmarks, side by side with the Python agents
+#   make install      DESTDIR-aware install of agents and man pages
+
+SHELL     := /bin/bash
+GO        ?= go
+VERSION   ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo 0.1.0-dev)
+LDFLAGS   := -s -w -X github.com/novaha/novaha/lib/version.Version=$(VERSION)
+# libvirt_dlopen: agents load libvirt.so only when they use it, and build without headers.
+BUILDFLAGS := -trimpath -tags libvirt_dlopen -ldflags "$(LDFLAGS)"
+
+PREFIX    ?= /usr
+SBINDIR   ?= $(PREFIX)/sbin
+OCFDIR    ?= $(PREFIX)/lib/ocf/resource.d/novaha
+MANDIR    ?= $(PREFIX)/share/man
+BIN       := bin
+
+# Every main package is an agent: agents/<name>, fence_nova, ocf_novacompute. Agents whose
+# name starts with fence_ are fence agents; the others are OCF resource agents.
+MAIN_DIRS := $(sort $(wildcard agents/*/) $(wildcard fence_nova/) $(wildcard ocf_novacompute/))
+
+.PHONY: all build deps test unit conformance lint man check-man bench demo install clean
+
+all: build
+
+build:
+	@mkdir -p $(BIN)
+	$(GO) build $(BUILDFLAGS) -o $(BIN)/ $(addprefix ./,$(MAIN_DIRS))
+	@# OCF agents are installed under their resource type name.
+	@if [ -f $(BIN)/ocf_novacompute ]; then mv -f $(BIN)/ocf_novacompute $(BIN)/NovaCompute; fi
+
+deps:
+	bash test/deps.sh
+	$(GO) mod download
+
+lint:
+	@out=$$(gofmt -l $$(git ls-files '*.go' 2>/dev/null || find . -name '*.go')); \
+	if [ -n "$$out" ]; then echo "gofmt would change:"; echo "$$out"; exit 1; fi
+	$(GO) vet -tags libvirt_dlopen ./...
+
+unit:
+	NOVAHA_REQUIRE_BMCSIM=1 $(GO) test -tags libvirt_dlopen -count=1 ./...
+
+# The real Pacemaker tools on the built agents: xmllint, pcs, crm_verify, stonith_admin,
+# ocf-tester. Installs the agents as symlinks into /usr/sbin and the OCF directory for
+# the duration of the run (Pacemaker looks nowhere else), and removes them afterwards.
+conformance: build
+	NOVAHA_CONFORMANCE=1 NOVAHA_BIN=$(CURDIR)/$(BIN) $(GO) test -count=1 -v ./test/conformance/ 2>&1 | \
+		tee $(BIN)/conformance.log | grep -E '^(=== RUN|--- |PASS|FAIL|ok|\s+conformance_test)' ; \
+		exit $${PIPESTATUS[0]}
+
+test: lint build check-man unit conformance
+
+man: build
+	@mkdir -p docs/man
+	@for f in $(BIN)/*; do \
+		n=$$(basename $$f); \
+		case $$n in \
+		fence_*) $$f -o manpage > docs/man/$$n.8 ;; \
+		*.log) ;; \
+		*) $$f manpage > docs/man/ocf_novaha_$$n.7 ;; \
+		esac; \
+	done
+
+# The committed man pages must be what the agents generate now.
+check-man: man
+	@git diff --exit-code --stat -- docs/man || { echo "docs/man is stale: run make man and commit"; exit 1; }
+	@untracked=$$(git ls-files --others --exclude-standard docs/man); \
+	if [ -n "$$untracked" ]; then echo "new man pages to commit: $$untracked"; exit 1; fi
+
+bench: build
+	$(GO) test -run '^$$' -bench . -benchmem ./lib/...
+	$(GO) run ./test/bench -bin $(CURDIR)/$(BIN)
+
+demo: build
+	$(GO) run ./test/demo -bin $(CURDIR)/$(BIN)
+
+install: build man
+	install -d $(DESTDIR)$(SBINDIR) $(DESTDIR)$(OCFDIR) $(DESTDIR)$(MANDIR)/man8 $(DESTDIR)$(MANDIR)/man7
+	@for f in $(BIN)/*; do \
+		n=$$(basename $$f); \
+		case $$n in \
+		fence_*) install -m 0755 $$f $(DESTDIR)$(SBINDIR)/$$n ;; \
+		*.log) ;; \
+		*) install -m 0755 $$f $(DESTDIR)$(OCFDIR)/$$n ;; \
+		esac; \
+	done
+	@for m in docs/man/*.8; do [ -e "$$m" ] && install -m 0644 $$m $(DESTDIR)$(MANDIR)/man8/ || true; done
+	@for m in docs/man/*.7; do [ -e "$$m" ] && install -m 0644 $$m $(DESTDIR)$(MANDIR)/man7/ || true; done
+
+clean:
+	rm -rf $(BIN)
