@@ -8,7 +8,8 @@
 
 SHELL     := /bin/bash
 GO        ?= go
-VERSION   ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo 0.1.0-dev)
+# The release version (also stamped into the man pages, so it must not change per commit).
+VERSION   ?= $(shell cat VERSION)
 LDFLAGS   := -s -w -X github.com/novaha/novaha/lib/version.Version=$(VERSION)
 # libvirt_dlopen: agents load libvirt.so only when they use it, and build without headers.
 BUILDFLAGS := -trimpath -tags libvirt_dlopen -ldflags "$(LDFLAGS)"

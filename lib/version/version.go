@@ -3,4 +3,4 @@
 package version
 
 // Version is set by the linker; it is never assigned at run time.
-var Version = "0.1.0-dev"
+var Version = "dev"
