@@ -43,8 +43,10 @@ lint:
 	if [ -n "$$out" ]; then echo "gofmt would change:"; echo "$$out"; exit 1; fi
 	$(GO) vet -tags libvirt_dlopen ./...
 
+# -p 1: the cluster tests take over the machine's corosync.conf, and one of them starts a
+# stand-in "foreign" corosync that would make another package's cluster refuse to start.
 unit:
-	NOVAHA_REQUIRE_BMCSIM=1 NOVAHA_CLUSTER_TESTS=1 $(GO) test -tags libvirt_dlopen -count=1 ./...
+	NOVAHA_REQUIRE_BMCSIM=1 NOVAHA_CLUSTER_TESTS=1 $(GO) test -p 1 -tags libvirt_dlopen -count=1 ./...
 
 # The real Pacemaker tools on the built agents: xmllint, pcs, crm_verify, stonith_admin,
 # ocf-tester. Installs the agents as symlinks into /usr/sbin and the OCF directory for
