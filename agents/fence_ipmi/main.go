@@ -20,6 +20,7 @@ const (
 	paramPrivlvl = "privlvl"
 	paramKg      = "hexadecimal_kg"
 	paramAuth    = "auth"
+	paramTarget  = "target"
 )
 
 func agent() *fence.Agent {
@@ -52,6 +53,10 @@ accepted and ignored.`,
 			fence.Method(),
 			fence.Plug(false, "IP address or hostname of fencing device (together with --port-as-ip)"),
 			fence.PortAsIP(),
+			// Bridging to another target would power the wrong machine if ignored: it is
+			// parsed so that a device still configured with it fails clearly.
+			{Name: paramTarget, ArgName: "targetaddress", Type: fence.String, Hidden: true,
+				Help: "IPMI bridging target (not supported)"},
 			{Name: "ipmitool_path", ArgName: "path", Type: fence.String, Ignored: true,
 				Help: "Ignored (fence_ipmilan compatibility): fence_ipmi needs no ipmitool"},
 			{Name: "ipmitool_timeout", ArgName: "timeout", Type: fence.String, Ignored: true,
@@ -69,6 +74,7 @@ accepted and ignored.`,
 // config maps the options onto the IPMI client's configuration.
 func config(o *fence.Options) ipmi.Config {
 	return ipmi.Config{
+		Logger:      o.Log(),
 		Host:        o.String(fence.ParamIP),
 		Port:        o.Int(fence.ParamIPPort),
 		Username:    o.String(fence.ParamUsername),
@@ -90,7 +96,13 @@ func cipherSuite(o *fence.Options) int {
 }
 
 func validate(o *fence.Options) error {
+	if o.String(paramTarget) != "" {
+		return fmt.Errorf("IPMI bridging (target=%s) is not supported by fence_ipmi; keep fence_ipmilan for this device", o.String(paramTarget))
+	}
 	cfg := config(o)
+	// The password is resolved from password_script only after validation; check the
+	// one given directly.
+	cfg.Password = o.String(fence.ParamPassword)
 	if cfg.Host == "" {
 		// port_as_ip without a plug: the address arrives with each request.
 		cfg.Host = "placeholder.invalid"
@@ -129,8 +141,6 @@ func (b bmc) SetPower(ctx context.Context, _ string, on bool) error {
 	}
 	return b.c.PowerOff(ctx)
 }
-
-func (b bmc) Cycle(ctx context.Context, _ string) error { return b.c.PowerCycle(ctx) }
 
 func (b bmc) Close(ctx context.Context) error { return b.c.Close(ctx) }
 

@@ -56,6 +56,8 @@ func TestValidationErrors(t *testing.T) {
 		{"action=validate-all\nip=h\nhexadecimal_kg=xyz\n", "hexadecimal"},
 		{"action=validate-all\nip=h\nprivlvl=root\n", "privlvl"},
 		{"action=validate-all\nip=h\nipport=70000\n", "port"},
+		{"action=validate-all\nip=h\ntarget=0x82\n", "bridging"},
+		{"action=validate-all\nip=h\npassword=" + strings.Repeat("p", 21) + "\n", "password"},
 	} {
 		code, _, stderr := runOffline(t, nil, tc.stdin)
 		if code != 1 || !strings.Contains(strings.ToLower(stderr), tc.want) {

@@ -49,10 +49,11 @@ func (r *run) execute(ctx context.Context, action string) int {
 	}
 	r.dev = dev
 	defer func() {
-		// Closing must not be skipped because the action's context ended.
+		// Closing must not be skipped because the action's context ended. r.dev, not
+		// dev: a lost session may have been replaced.
 		cctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), r.closeTimeout())
 		defer cancel()
-		if err := dev.Close(cctx); err != nil {
+		if err := r.dev.Close(cctx); err != nil {
 			r.log.Debug("closing the session failed", "error", err.Error())
 		}
 	}()
@@ -71,6 +72,35 @@ func (r *run) execute(ctx context.Context, action string) int {
 	}
 	return r.usageFail(fmt.Sprintf("Failed: Unrecognised action '%s'", action))
 }
+
+// defaultPowerTimeout bounds the power-on step of reboot when power_timeout is 0.
+const defaultPowerTimeout = 20 * time.Second
+
+// reopen replaces the device session with a new one. A failure is only logged: the
+// caller goes on polling and may try again.
+func (r *run) reopen(ctx context.Context) {
+	cctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), r.closeTimeout())
+	_ = r.dev.Close(cctx)
+	cancel()
+	octx, cancel := withTimeout(ctx, r.t.login)
+	defer cancel()
+	dev, err := r.a.Open(octx, r.o)
+	if err != nil {
+		r.log.Debug("logging in again failed", "error", describe(err, "login_timeout", r.t.login))
+		r.dev = closedDevice{err}
+		return
+	}
+	r.log.Debug("logged in to the fencing device again")
+	r.dev = dev
+}
+
+// closedDevice stands for a session that could not be re-established: every call
+// fails with the login error until the next reopen.
+type closedDevice struct{ err error }
+
+func (d closedDevice) Status(context.Context, string) (State, error)  { return Unknown, d.err }
+func (d closedDevice) SetPower(context.Context, string, bool) error   { return d.err }
+func (d closedDevice) Close(context.Context) error                    { return nil }
 
 func (r *run) closeTimeout() time.Duration {
 	if r.t.shell > 0 {
@@ -129,23 +159,11 @@ func (r *run) reboot(ctx context.Context) int {
 	if err != nil {
 		return r.statusFail(err)
 	}
-	if cy, ok := r.dev.(Cycler); ok && r.o.String(ParamMethod) == "cycle" {
-		var last error
-		for i := 0; i < 1+r.t.retryOn; i++ {
-			cctx, cancel := withTimeout(ctx, r.t.shell)
-			last = cy.Cycle(cctx, r.o.Plug())
-			cancel()
-			if last == nil {
-				break
-			}
-			r.log.Warn("power cycle failed", "attempt", i+1, "error", describe(last, "shell_timeout", r.t.shell))
-		}
-		if last != nil {
-			return r.fail("Failed: Unable to power cycle: " + describe(last, "shell_timeout", r.t.shell))
-		}
-		r.log.Info("power cycled (method=cycle, not verified)", "plug", r.o.Plug())
-		fmt.Fprintln(r.out, "Success: Rebooted")
-		return ExitSuccess
+	if r.o.String(ParamMethod) == "cycle" {
+		// A power cycle cannot be verified: the host may never be seen off. Fencing
+		// must be verified (DESIGN.md, invariant 2), so cycle means a verified off
+		// followed by on, which is what operators want from it.
+		r.log.Warn("method=cycle cannot be verified: doing a verified power off, then power on")
 	}
 	if s != Off {
 		if err := r.setPower(ctx, false, 1); err != nil {
@@ -153,11 +171,20 @@ func (r *run) reboot(ctx context.Context) int {
 		}
 	}
 	// The target is verified off: fencing succeeded. Powering on again is a courtesy;
-	// its failure is logged, not returned, as with fence-agents.
+	// its failure is logged, not returned, as with fence-agents. It is always bounded
+	// by power_timeout, even under disable_timeout: Pacemaker kills an agent at its
+	// own timeout without warning, and a host that never comes back must not turn a
+	// successful fence into a timed-out one.
 	if r.t.retryOn > 0 {
-		if err := r.setPower(ctx, true, r.t.retryOn); err != nil {
+		bounded := *r
+		bounded.t.unbounded = false
+		if bounded.t.power <= 0 {
+			bounded.t.power = defaultPowerTimeout
+		}
+		if err := bounded.setPower(ctx, true, r.t.retryOn); err != nil {
 			r.log.Error("Timed out waiting to power ON", "error", err.Error())
 		}
+		r.dev = bounded.dev
 	}
 	r.log.Info("rebooted", "plug", r.o.Plug())
 	fmt.Fprintln(r.out, "Success: Rebooted")
@@ -179,6 +206,9 @@ func (r *run) setPower(ctx context.Context, on bool, attempts int) error {
 		if err != nil {
 			last = fmt.Errorf("Failed: Unable to power %s: %s", want, describe(err, "shell_timeout", r.t.shell))
 			r.log.Warn("power request failed", "state", want.String(), "attempt", i+1, "error", last.Error())
+			if i+1 < attempts && ctx.Err() == nil {
+				r.reopen(ctx)
+			}
 			continue
 		}
 		if err := r.clock.Sleep(ctx, r.t.powerWait); err != nil {
@@ -208,6 +238,8 @@ func (r *run) setPower(ctx context.Context, on bool, attempts int) error {
 // Errors while polling are tolerated: a BMC may not answer while the host goes down.
 func (r *run) waitFor(ctx context.Context, want State) (bool, error) {
 	deadline := r.clock.Now().Add(r.t.power)
+	// power_timeout=0 means no limit, as in fence-agents.
+	bounded := !r.t.unbounded && r.t.power > 0
 	var last error
 	for {
 		s, err := r.status(ctx)
@@ -217,8 +249,13 @@ func (r *run) waitFor(ctx context.Context, want State) (bool, error) {
 		if err != nil {
 			last = err
 			r.log.Debug("status while waiting", "error", err.Error())
+			// BMCs drop or reset sessions while a host goes down: log in again
+			// rather than poll a dead session until the deadline.
+			if ctx.Err() == nil {
+				r.reopen(ctx)
+			}
 		}
-		if ctx.Err() != nil || (!r.t.unbounded && !r.clock.Now().Before(deadline)) {
+		if ctx.Err() != nil || (bounded && !r.clock.Now().Before(deadline)) {
 			return false, last
 		}
 		if err := r.clock.Sleep(ctx, r.t.statusSleep); err != nil {
@@ -278,13 +315,12 @@ func (r *run) list(ctx context.Context, withStatus bool) int {
 	for _, ol := range outlets {
 		// Pacemaker ignores list lines that contain "invalid" or "variable"; a name
 		// outside the accepted characters would be misread. Say so instead of printing it.
-		low := strings.ToLower(ol.Name + ol.Alias)
-		if !listName.MatchString(ol.Name) || strings.Contains(low, "invalid") || strings.Contains(low, "variable") {
+		if !listable(ol.Name) {
 			r.log.Warn("target name cannot be listed to Pacemaker", "name", fmt.Sprintf("%q", ol.Name))
 			continue
 		}
 		alias := ol.Alias
-		if alias != "" && (!listName.MatchString(alias)) {
+		if !listable(alias) {
 			alias = ""
 		}
 		if withStatus {
@@ -294,6 +330,11 @@ func (r *run) list(ctx context.Context, withStatus bool) int {
 		}
 	}
 	return ExitSuccess
+}
+
+func listable(s string) bool {
+	low := strings.ToLower(s)
+	return listName.MatchString(s) && !strings.Contains(low, "invalid") && !strings.Contains(low, "variable")
 }
 
 func stateOf(on bool) State {

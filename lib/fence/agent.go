@@ -8,6 +8,7 @@ import (
 	"io"
 	"os/exec"
 	"strings"
+	"syscall"
 	"time"
 )
 
@@ -202,15 +203,23 @@ func resolvePassword(ctx context.Context, o *Options) error {
 	if script == "" {
 		return nil
 	}
-	ctx, cancel := context.WithTimeout(ctx, passwordScriptTimeout)
+	sctx, cancel := context.WithTimeout(ctx, passwordScriptTimeout)
 	defer cancel()
 	var out bytes.Buffer
-	cmd := exec.CommandContext(ctx, "/bin/sh", "-c", script)
+	cmd := exec.CommandContext(sctx, "/bin/sh", "-c", script)
 	cmd.Stdout = &out
 	cmd.Stderr = io.Discard
+	// The script may start children that hold stdout open: end its whole process
+	// group, and stop waiting for the pipe shortly after.
+	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
+	cmd.Cancel = func() error { return syscall.Kill(-cmd.Process.Pid, syscall.SIGKILL) }
+	cmd.WaitDelay = time.Second
 	if err := cmd.Run(); err != nil {
-		if ctx.Err() != nil {
-			return errors.New("Failed: password_script timed out")
+		switch {
+		case ctx.Err() != nil:
+			return errors.New("Failed: password_script interrupted")
+		case sctx.Err() != nil:
+			return fmt.Errorf("Failed: password_script timed out after %s", passwordScriptTimeout)
 		}
 		return fmt.Errorf("Failed: password_script failed: %v", err)
 	}

@@ -54,11 +54,6 @@ type Lister interface {
 	List(ctx context.Context) ([]Outlet, error)
 }
 
-// Cycler is implemented by devices with a native power cycle (method=cycle).
-type Cycler interface {
-	Cycle(ctx context.Context, plug string) error
-}
-
 // Monitor is implemented by devices with a health check of their own; without it the
 // framework's monitor action lists the targets or reads the status.
 type Monitor interface {

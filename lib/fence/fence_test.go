@@ -46,6 +46,10 @@ type fakeDevice struct {
 	calls   []string
 	lagPoll int   // status polls after SetPower before the state changes
 	stuck   bool  // SetPower is accepted but nothing changes
+	stuckOn bool  // power on is accepted but nothing changes
+	// failPolls: after SetPower, this many status reads fail as if the session died.
+	failPolls int
+	opens     int
 	statErr error // Status fails with this
 	setErr  error // SetPower fails with this
 	openErr error
@@ -71,6 +75,10 @@ func (d *fakeDevice) Status(ctx context.Context, plug string) (State, error) {
 	if d.statErr != nil {
 		return Unknown, d.statErr
 	}
+	if d.pending != nil && d.failPolls > 0 {
+		d.failPolls--
+		return Unknown, errors.New("session lost")
+	}
 	if d.pending != nil {
 		d.polls++
 		if d.polls > d.lagPoll {
@@ -88,7 +96,7 @@ func (d *fakeDevice) SetPower(ctx context.Context, plug string, on bool) error {
 	if d.setErr != nil {
 		return d.setErr
 	}
-	if !d.stuck {
+	if !d.stuck && !(on && d.stuckOn) {
 		s := stateOf(on)
 		d.pending = &s
 		d.polls = 0
@@ -112,15 +120,6 @@ func (d listingDevice) List(ctx context.Context) ([]Outlet, error) {
 	return d.outlets, nil
 }
 
-type cyclingDevice struct{ *fakeDevice }
-
-func (d cyclingDevice) Cycle(ctx context.Context, plug string) error {
-	d.mu.Lock()
-	defer d.mu.Unlock()
-	d.calls = append(d.calls, "cycle")
-	return d.setErr
-}
-
 func testAgent(dev Device, clock *fakeClock) *Agent {
 	a := &Agent{
 		Name:      "fence_test",
@@ -133,7 +132,16 @@ func testAgent(dev Device, clock *fakeClock) *Agent {
 			{Name: "flavour", Short: 'F', Type: Select, Choices: []string{"plain", "fancy"}, Default: "plain", Help: "A select option"},
 		},
 		Open: func(ctx context.Context, o *Options) (Device, error) {
-			if fd, ok := dev.(*fakeDevice); ok && fd.openErr != nil {
+			fd, ok := dev.(*fakeDevice)
+			if l, isList := dev.(listingDevice); isList {
+				fd, ok = l.fakeDevice, true
+			}
+			if ok {
+				fd.mu.Lock()
+				fd.opens++
+				fd.mu.Unlock()
+			}
+			if ok && fd.openErr != nil {
 				return nil, fd.openErr
 			}
 			if fd, ok := dev.(*fakeDevice); ok && fd.deadlines != nil {
@@ -341,8 +349,8 @@ func TestActions(t *testing.T) {
 		calls     string
 		noStderr  bool
 		listable  bool
-		cyclable  bool
 		pacemaker bool
+		opens     int
 	}{
 		{name: "status on", dev: &fakeDevice{state: On}, stdin: "action=status", code: 0, stdout: "Status: ON\n", calls: "status close"},
 		{name: "status off", dev: &fakeDevice{state: Off}, stdin: "action=status", code: 2, stdout: "Status: OFF\n"},
@@ -369,9 +377,18 @@ func TestActions(t *testing.T) {
 			stderr: "Timed out waiting to power OFF"},
 		{name: "reboot with retry_on=0 leaves it off", dev: &fakeDevice{state: On}, stdin: "action=reboot\nretry_on=0", code: 0,
 			calls: "status set-OFF status close"},
-		{name: "cycle", dev: &fakeDevice{state: On}, stdin: "action=reboot\nmethod=cycle", code: 0, stdout: "Success: Rebooted\n", calls: "status cycle close", cyclable: true},
-		{name: "cycle failure", dev: &fakeDevice{state: On, setErr: boom}, stdin: "action=reboot\nmethod=cycle\nretry_on=1", code: 1,
-			stderr: "Unable to power cycle", calls: "status cycle cycle close", cyclable: true},
+		{name: "cycle is a verified off then on", dev: &fakeDevice{state: On}, stdin: "action=reboot\nmethod=cycle", code: 0, stdout: "Success: Rebooted\n",
+			stderr: "cannot be verified", calls: "status set-OFF status set-ON status close"},
+		{name: "cycle fails when off is not verified", dev: &fakeDevice{state: On, stuck: true}, stdin: "action=reboot\nmethod=cycle\npower_timeout=1", code: 1,
+			stderr: "Timed out waiting to power OFF"},
+		{name: "power_timeout=0 means no limit", dev: &fakeDevice{state: On, lagPoll: 40}, stdin: "action=off\npower_timeout=0", code: 0,
+			stdout: "Success: Powered OFF\n"},
+		{name: "reboot under pacemaker bounds the power on", dev: &fakeDevice{state: On, stuckOn: true}, stdin: "action=reboot\npower_timeout=3", code: 0,
+			stdout: "Success: Rebooted\n", stderr: "Timed out waiting to power ON", pacemaker: true},
+		{name: "session lost while polling is re-opened", dev: &fakeDevice{state: On, lagPoll: 1, failPolls: 3}, stdin: "action=off", code: 0,
+			stdout: "Success: Powered OFF\n", opens: 4},
+		{name: "list keeps names whose parts only look bad together", dev: &fakeDevice{outlets: []Outlet{{Name: "inv", Alias: "alid-host"}}},
+			stdin: "action=list", code: 0, stdout: "inv,alid-host\n", listable: true},
 		{name: "unknown action", dev: &fakeDevice{}, stdin: "action=explode", code: 1, stderr: "Failed: Unrecognised action 'explode'", calls: ""},
 		{name: "start is not ours", dev: &fakeDevice{}, stdin: "action=start", code: 1, stderr: "Unrecognised action 'start'"},
 		{name: "monitor", dev: &fakeDevice{state: Off}, stdin: "action=monitor", code: 0, stdout: "", calls: "status close"},
@@ -394,9 +411,6 @@ func TestActions(t *testing.T) {
 			if tc.listable {
 				dev = listingDevice{tc.dev}
 			}
-			if tc.cyclable {
-				dev = cyclingDevice{tc.dev}
-			}
 			a := testAgent(dev, newFakeClock())
 			a.Lists = tc.listable
 			env := map[string]string{}
@@ -415,6 +429,9 @@ func TestActions(t *testing.T) {
 			}
 			if tc.noStderr && r.stderr != "" {
 				t.Errorf("stderr %q, want none", r.stderr)
+			}
+			if tc.opens != 0 && tc.dev.opens != tc.opens {
+				t.Errorf("opened the device %d times, want %d", tc.dev.opens, tc.opens)
 			}
 			if tc.calls != "" && strings.Join(tc.dev.calls, " ") != tc.calls {
 				t.Errorf("calls %q, want %q", strings.Join(tc.dev.calls, " "), tc.calls)
@@ -650,5 +667,59 @@ func TestManPage(t *testing.T) {
 		if !strings.Contains(page, want) {
 			t.Errorf("man page lacks %q", want)
 		}
+	}
+}
+
+func TestDisableTimeoutTakesAValue(t *testing.T) {
+	o := newOptions(testAgent(nil, nil).allParams())
+	if err := o.parseFlags("fence_test", []string{"--disable-timeout", "false", "-o", "status"}); err != nil {
+		t.Fatal(err)
+	}
+	o.applyDefaults(nil)
+	if err := o.typecheck(); err != nil || o.Bool(ParamDisableTimeout) || !o.given[ParamDisableTimeout] || len(o.warnings) != 0 {
+		t.Errorf("--disable-timeout false: err %v value %v warnings %v", err, o.Bool(ParamDisableTimeout), o.warnings)
+	}
+	o = newOptions(testAgent(nil, nil).allParams())
+	if err := o.parseFlags("fence_test", []string{"--disable-timeout"}); err == nil {
+		t.Errorf("--disable-timeout without a value was accepted")
+	}
+	var b bytes.Buffer
+	_ = testAgent(nil, nil).WriteMetadata(&b)
+	if !strings.Contains(b.String(), `<getopt mixed="--disable-timeout=[true/false]" />`) {
+		t.Errorf("metadata does not show that disable_timeout takes a value")
+	}
+}
+
+func TestLastVerboseWins(t *testing.T) {
+	o := newOptions(testAgent(nil, nil).allParams())
+	if err := o.parseStdin(strings.NewReader("verbose=1\nverbose=0\n")); err != nil {
+		t.Fatal(err)
+	}
+	if o.VerboseLevel() != 0 {
+		t.Errorf("verbose level %d after verbose=0", o.VerboseLevel())
+	}
+}
+
+func TestMonitorWithPortAsIPNeedsNoAddress(t *testing.T) {
+	dev := &fakeDevice{openErr: errors.New("must not connect")}
+	r := runAgent(t, testAgent(dev, newFakeClock()), nil, "action=monitor\nport_as_ip=1\n", nil)
+	if r.code != 0 || dev.opens != 0 {
+		t.Errorf("monitor: %+v, opens %d", r, dev.opens)
+	}
+	r = runAgent(t, testAgent(dev, newFakeClock()), nil, "action=status\nport_as_ip=1\n", nil)
+	if r.code != 1 || !strings.Contains(r.stderr, "fence address") {
+		t.Errorf("status without any address: %+v", r)
+	}
+}
+
+func TestPasswordScriptChildrenDoNotOutliveCancellation(t *testing.T) {
+	a := testAgent(&fakeDevice{state: On}, newFakeClock())
+	ctx, cancel := context.WithTimeout(context.Background(), 300*time.Millisecond)
+	defer cancel()
+	var out, errb bytes.Buffer
+	start := time.Now()
+	code := a.Run(ctx, Invocation{Stdin: strings.NewReader("ip=h\naction=status\npassword_script=sleep 30 | cat\n"), Stdout: &out, Stderr: &errb})
+	if code != 1 || time.Since(start) > 5*time.Second || !strings.Contains(errb.String(), "interrupted") {
+		t.Errorf("exit %d after %s: %q", code, time.Since(start), errb.String())
 	}
 }

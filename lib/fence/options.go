@@ -31,6 +31,7 @@ type Options struct {
 	verboseCount int
 	warnings     []string // parse warnings, logged once logging is set up
 	password     string   // resolved from password or password_script
+	log          *slog.Logger
 }
 
 func newOptions(params []*Param) *Options {
@@ -98,8 +99,9 @@ func (o *Options) parseStdin(r io.Reader) error {
 				continue
 			}
 			value = boolString(b)
-			if p.Name == ParamVerbose && b {
-				o.verboseCount = 1
+			if p.Name == ParamVerbose {
+				// The last occurrence wins, for verbose too.
+				o.verboseCount = map[bool]int{true: 1, false: 0}[b]
 			}
 		}
 		o.set(p, value)
@@ -152,7 +154,7 @@ func (o *Options) parseFlags(name string, args []string) error {
 			short = string(p.Short)
 		}
 		fl := fs.VarPF(flagValue{o, p}, p.LongOpt(), short, p.Help)
-		if p.Type == Boolean {
+		if p.Type == Boolean && p.ArgName == "" {
 			fl.NoOptDefVal = "true"
 		}
 	}
@@ -282,6 +284,15 @@ func (o *Options) VerboseLevel() int {
 		}
 	}
 	return o.verboseCount
+}
+
+// Log is the agent's logger, for devices that log their own protocol detail at debug
+// level (shown with -v). It is never nil.
+func (o *Options) Log() *slog.Logger {
+	if o.log == nil {
+		return slog.New(slog.DiscardHandler)
+	}
+	return o.log
 }
 
 // LogValue renders the options for debug logs with every secret masked.

@@ -49,6 +49,8 @@ type Param struct {
 	// Short is the single-letter command-line flag, or 0.
 	Short rune
 	// ArgName names the value in --help and getopt ("--ip=[ip]"); defaults to the type.
+	// A Boolean with an ArgName takes an explicit value on the command line
+	// (--disable-timeout=false); one without is a switch (--lanplus).
 	ArgName string
 	Type    Type
 	Choices []string // for Select
@@ -77,7 +79,7 @@ func (p *Param) getopt() string {
 	}
 	b.WriteString("--")
 	b.WriteString(p.LongOpt())
-	if p.Type != Boolean {
+	if p.Type != Boolean || p.ArgName != "" {
 		arg := p.ArgName
 		if arg == "" {
 			arg = p.Type.String()
@@ -181,7 +183,7 @@ func MissingAsOff() Param {
 func Method() Param {
 	return Param{Name: ParamMethod, Short: 'm', ArgName: "method", Type: Select,
 		Choices: []string{"onoff", "cycle"}, Default: "onoff",
-		Help: "Method to fence (cycle is not verified: prefer onoff)"}
+		Help: "Method to fence: onoff, or cycle (which novaha performs as a verified off, then on)"}
 }
 
 // frameworkParams are appended to every agent's own parameters, in this order.

@@ -29,7 +29,8 @@ type Invocation struct {
 }
 
 // Main runs the agent as a program and exits with its exit code. SIGTERM and SIGINT
-// cancel the action (Pacemaker sends SIGTERM when its own timeout expires).
+// cancel the action. (At its own timeout Pacemaker sends SIGKILL to the agent's process
+// group, without warning: the agent's own bounds must end it first where that matters.)
 func (a *Agent) Main() {
 	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGTERM, syscall.SIGINT)
 	code := a.Run(ctx, Invocation{
@@ -114,6 +115,7 @@ func (a *Agent) Run(ctx context.Context, inv Invocation) int {
 
 	r := &run{a: a, o: o, out: inv.Stdout, clock: clock}
 	r.log, r.closer = a.openLog(o, inv, clock)
+	o.log = r.log
 	defer r.closer()
 	for _, w := range o.warnings {
 		r.log.Warn(w)
@@ -144,6 +146,13 @@ func (a *Agent) Run(ctx context.Context, inv Invocation) int {
 		}
 	}
 	r.t = timingOf(o, inv.Getenv)
+	if action == "monitor" && o.Bool(ParamPortAsIP) && o.raw[ParamIP] == "" {
+		// With port_as_ip and no fixed address, each request names its own BMC: there
+		// is no device to check until one arrives. Failing here would keep Pacemaker
+		// from ever starting the device.
+		r.log.Info("monitor: no fixed device address (port_as_ip); options checked")
+		return ExitSuccess
+	}
 	if err := resolvePassword(ctx, o); err != nil {
 		return r.fail(err.Error())
 	}
