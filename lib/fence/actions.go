@@ -98,9 +98,9 @@ func (r *run) reopen(ctx context.Context) {
 // fails with the login error until the next reopen.
 type closedDevice struct{ err error }
 
-func (d closedDevice) Status(context.Context, string) (State, error)  { return Unknown, d.err }
-func (d closedDevice) SetPower(context.Context, string, bool) error   { return d.err }
-func (d closedDevice) Close(context.Context) error                    { return nil }
+func (d closedDevice) Status(context.Context, string) (State, error) { return Unknown, d.err }
+func (d closedDevice) SetPower(context.Context, string, bool) error  { return d.err }
+func (d closedDevice) Close(context.Context) error                   { return nil }
 
 func (r *run) closeTimeout() time.Duration {
 	if r.t.shell > 0 {

@@ -44,19 +44,19 @@ type fakeDevice struct {
 	mu      sync.Mutex
 	state   State
 	calls   []string
-	lagPoll int   // status polls after SetPower before the state changes
-	stuck   bool  // SetPower is accepted but nothing changes
-	stuckOn bool  // power on is accepted but nothing changes
+	lagPoll int  // status polls after SetPower before the state changes
+	stuck   bool // SetPower is accepted but nothing changes
+	stuckOn bool // power on is accepted but nothing changes
 	// failPolls: after SetPower, this many status reads fail as if the session died.
 	failPolls int
 	opens     int
-	statErr error // Status fails with this
-	setErr  error // SetPower fails with this
-	openErr error
-	outlets []Outlet
-	clock   *fakeClock
-	pending *State
-	polls   int
+	statErr   error // Status fails with this
+	setErr    error // SetPower fails with this
+	openErr   error
+	outlets   []Outlet
+	clock     *fakeClock
+	pending   *State
+	polls     int
 	// deadlines records the time left on each call's context, by call name.
 	deadlines map[string]time.Duration
 }
