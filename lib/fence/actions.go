@@ -323,10 +323,14 @@ func (r *run) list(ctx context.Context, withStatus bool) int {
 		if !listable(alias) {
 			alias = ""
 		}
+		sep := r.o.String("separator")
+		if sep == "" {
+			sep = ","
+		}
 		if withStatus {
-			fmt.Fprintf(r.out, "%s,%s,%s\n", ol.Name, alias, ol.State)
+			fmt.Fprintf(r.out, "%s%s%s%s%s\n", ol.Name, sep, alias, sep, ol.State)
 		} else {
-			fmt.Fprintf(r.out, "%s,%s\n", ol.Name, alias)
+			fmt.Fprintf(r.out, "%s%s%s\n", ol.Name, sep, alias)
 		}
 	}
 	return ExitSuccess

@@ -87,6 +87,10 @@ func (a *Agent) allParams() []*Param {
 		p := a.Params[i]
 		out = append(out, &p)
 	}
+	if a.Lists && !a.hasParam("separator") {
+		sep := Separator()
+		out = append(out, &sep)
+	}
 	for i := range fw {
 		p := fw[i]
 		if p.Name == ParamAction {
@@ -115,8 +119,10 @@ func (a *Agent) Check() error {
 	shorts := map[rune]string{}
 	params := a.allParams()
 	for _, p := range params {
-		for _, n := range append([]string{p.Name, p.Deprecated}, p.Aliases...) {
-			if n == "" {
+		for i, n := range append([]string{p.Name, p.Deprecated}, p.Aliases...) {
+			// An old name that differs only by '-' (fence_compute's "project-domain")
+			// is listed in the metadata but is the same stdin key.
+			if n == "" || (i == 1 && foldName(n) == p.Name) {
 				continue
 			}
 			if names[foldName(n)] {

@@ -398,6 +398,8 @@ func TestActions(t *testing.T) {
 			stdin: "action=list", code: 0, stdout: "vm1,uuid-1\nvm3,\n", stderr: "cannot be listed", listable: true},
 		{name: "list-status", dev: &fakeDevice{outlets: []Outlet{{Name: "vm1", State: On}, {Name: "vm2", State: Off}, {Name: "vm3"}}},
 			stdin: "action=list-status", code: 0, stdout: "vm1,,ON\nvm2,,OFF\nvm3,,UNKNOWN\n", listable: true},
+		{name: "list with a separator", dev: &fakeDevice{outlets: []Outlet{{Name: "vm1", Alias: "u1", State: On}}},
+			stdin: "action=list-status\nseparator=;", code: 0, stdout: "vm1;u1;ON\n", listable: true},
 		{name: "list unsupported", dev: &fakeDevice{}, stdin: "action=list", code: 1, stderr: "Unrecognised action 'list'"},
 		{name: "pacemaker waits beyond power_timeout", dev: &fakeDevice{state: On, lagPoll: 40}, stdin: "action=off\npower_timeout=5", code: 0,
 			stdout: "Success: Powered OFF\n", pacemaker: true},
@@ -721,5 +723,23 @@ func TestPasswordScriptChildrenDoNotOutliveCancellation(t *testing.T) {
 	code := a.Run(ctx, Invocation{Stdin: strings.NewReader("ip=h\naction=status\npassword_script=sleep 30 | cat\n"), Stdout: &out, Stderr: &errb})
 	if code != 1 || time.Since(start) > 5*time.Second || !strings.Contains(errb.String(), "interrupted") {
 		t.Errorf("exit %d after %s: %q", code, time.Since(start), errb.String())
+	}
+}
+
+func TestDeprecatedNameDifferingOnlyByDash(t *testing.T) {
+	a := testAgent(&fakeDevice{state: On}, newFakeClock())
+	a.Params = append(a.Params, Param{Name: "project_domain", Deprecated: "project-domain", Type: String, Default: "Default", Help: "Project domain"})
+	if err := a.Check(); err != nil {
+		t.Fatal(err)
+	}
+	var b bytes.Buffer
+	_ = a.WriteMetadata(&b)
+	if !strings.Contains(b.String(), `<parameter name="project-domain" unique="0" required="0" deprecated="1">`) {
+		t.Errorf("old name not listed")
+	}
+	o := newOptions(a.allParams())
+	_ = o.parseStdin(strings.NewReader("project-domain=ops\n"))
+	if o.String("project_domain") != "ops" {
+		t.Errorf("project-domain not read: %v", o.raw)
 	}
 }

@@ -186,6 +186,13 @@ func Method() Param {
 		Help: "Method to fence: onoff, or cycle (which novaha performs as a verified off, then on)"}
 }
 
+// Separator is the field separator of list output (-C, --separator), default ",".
+// Agents that list targets get it automatically.
+func Separator() Param {
+	return Param{Name: "separator", Short: 'C', ArgName: "char", Type: String, Default: ",",
+		Help: "Separator for CSV created by 'list' operation"}
+}
+
 // frameworkParams are appended to every agent's own parameters, in this order.
 func frameworkParams() []Param {
 	return []Param{
