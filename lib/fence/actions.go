@@ -138,6 +138,15 @@ func (r *run) onOff(ctx context.Context, on bool) int {
 		return r.statusFail(err)
 	}
 	if s == want {
+		if ra, ok := r.dev.(Reasserter); ok {
+			cctx, cancel := withTimeout(ctx, r.t.shell)
+			err := ra.Reassert(cctx, r.o.Plug(), on)
+			cancel()
+			if err != nil {
+				return r.fail(fmt.Sprintf("Failed: the target is %s but its state could not be completed: %s",
+					want, describe(err, "shell_timeout", r.t.shell)))
+			}
+		}
 		r.log.Info("already "+want.String(), "plug", r.o.Plug())
 		fmt.Fprintf(r.out, "Success: Already %s\n", want)
 		return ExitSuccess
@@ -200,9 +209,15 @@ func (r *run) setPower(ctx context.Context, on bool, attempts int) error {
 		if ctx.Err() != nil {
 			break
 		}
-		cctx, cancel := withTimeout(ctx, r.t.shell)
-		err := r.dev.SetPower(cctx, r.o.Plug(), on)
-		cancel()
+		err := r.switchWhenReady(ctx, on)
+		if errors.Is(err, ErrNotReady) {
+			// The device's own condition was not met within the time allowed; another
+			// attempt would only wait as long again.
+			if ctx.Err() != nil {
+				break
+			}
+			return fmt.Errorf("Failed: Timed out waiting to power %s: %s", want, err)
+		}
 		if err != nil {
 			last = fmt.Errorf("Failed: Unable to power %s: %s", want, describe(err, "shell_timeout", r.t.shell))
 			r.log.Warn("power request failed", "state", want.String(), "attempt", i+1, "error", last.Error())
@@ -231,6 +246,33 @@ func (r *run) setPower(ctx context.Context, on bool, attempts int) error {
 		last = fmt.Errorf("Failed: Timed out waiting to power %s", want)
 	}
 	return last
+}
+
+// switchWhenReady asks the device to switch the target, again every
+// stonith_status_sleep for as long as it answers ErrNotReady, within power_timeout
+// (unbounded under disable_timeout). Each request is bounded by shell_timeout.
+func (r *run) switchWhenReady(ctx context.Context, on bool) error {
+	deadline := r.clock.Now().Add(r.t.power)
+	bounded := !r.t.unbounded && r.t.power > 0
+	var said string
+	for {
+		cctx, cancel := withTimeout(ctx, r.t.shell)
+		err := r.dev.SetPower(cctx, r.o.Plug(), on)
+		cancel()
+		if !errors.Is(err, ErrNotReady) {
+			return err
+		}
+		if msg := err.Error(); msg != said {
+			r.log.Info("waiting: "+msg, "plug", r.o.Plug())
+			said = msg
+		}
+		if ctx.Err() != nil || (bounded && !r.clock.Now().Before(deadline)) {
+			return err
+		}
+		if r.clock.Sleep(ctx, r.t.statusSleep) != nil {
+			return err
+		}
+	}
 }
 
 // waitFor polls status every stonith_status_sleep until want is seen or power_timeout

@@ -30,6 +30,13 @@ func (s State) String() string {
 // target. With missing_as_off the framework reports such a target as OFF.
 var ErrNoSuchPlug = errors.New("no such plug")
 
+// ErrNotReady is returned (wrapped) by Device.SetPower when the device cannot make the
+// switch yet but will be able to later: fence_nova's on waits until the host's instances
+// have been evacuated. The framework then calls SetPower again every
+// stonith_status_sleep, within power_timeout (Pacemaker's own timeout under
+// disable_timeout), and reports a time-out with the error's text when that passes.
+var ErrNotReady = errors.New("not ready")
+
 // Device is an open connection to a fencing device. Every call gets a context whose
 // deadline the framework derives from the timing options; implementations must honour it.
 type Device interface {
@@ -58,4 +65,13 @@ type Lister interface {
 // framework's monitor action lists the targets or reads the status.
 type Monitor interface {
 	Monitor(ctx context.Context) error
+}
+
+// Reasserter is implemented by devices whose target state is more than the power state
+// they report: fence_nova's off also records the host for evacuation. When the target
+// already reads in the wanted state, the framework calls Reassert (within shell_timeout)
+// before it reports "Success: Already ON/OFF", so that re-running an action completes
+// what an interrupted run left undone. A Reassert error fails the action.
+type Reasserter interface {
+	Reassert(ctx context.Context, plug string, on bool) error
 }

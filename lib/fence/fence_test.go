@@ -743,3 +743,104 @@ func TestDeprecatedNameDifferingOnlyByDash(t *testing.T) {
 		t.Errorf("project-domain not read: %v", o.raw)
 	}
 }
+
+// waitingDevice answers ErrNotReady to its first notReady switch requests, and can
+// re-assert an already reached state.
+type waitingDevice struct {
+	*fakeDevice
+	notReady    int
+	reasserts   []string
+	reassertErr error
+}
+
+func (d *waitingDevice) SetPower(ctx context.Context, plug string, on bool) error {
+	d.mu.Lock()
+	if d.notReady > 0 {
+		d.notReady--
+		d.note(ctx, "not-ready")
+		d.mu.Unlock()
+		return fmt.Errorf("evacuation of %s not finished: %w", plug, ErrNotReady)
+	}
+	d.mu.Unlock()
+	return d.fakeDevice.SetPower(ctx, plug, on)
+}
+
+func (d *waitingDevice) Reassert(ctx context.Context, plug string, on bool) error {
+	d.reasserts = append(d.reasserts, stateOf(on).String())
+	return d.reassertErr
+}
+
+func TestSetPowerWaitsWhileNotReady(t *testing.T) {
+	cases := []struct {
+		name      string
+		notReady  int
+		stdin     string
+		pacemaker bool
+		code      int
+		stderr    string
+		calls     string
+		sleeps    int
+	}{
+		{name: "ready after three polls", notReady: 3, stdin: "action=on\nplug=c1", code: 0,
+			calls: "status not-ready not-ready not-ready set-ON status close", sleeps: 3},
+		{name: "never ready within power_timeout", notReady: 100, stdin: "action=on\nplug=c1\npower_timeout=4\nretry_on=3", code: 1,
+			stderr: "Failed: Timed out waiting to power ON: evacuation of c1 not finished",
+			calls:  "status not-ready not-ready not-ready not-ready not-ready close", sleeps: 4},
+		{name: "under pacemaker beyond power_timeout", notReady: 30, stdin: "action=on\nplug=c1\npower_timeout=4", pacemaker: true, code: 0, sleeps: 30},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			dev := &waitingDevice{fakeDevice: &fakeDevice{state: Off}, notReady: tc.notReady}
+			clock := newFakeClock()
+			a := testAgent(dev.fakeDevice, clock)
+			a.Open = func(context.Context, *Options) (Device, error) { return dev, nil }
+			env := map[string]string{}
+			if tc.pacemaker {
+				env["PCMK_service"] = "pacemaker-fenced"
+			}
+			r := runAgent(t, a, nil, tc.stdin+"\nip=h\n", env)
+			if r.code != tc.code {
+				t.Fatalf("exit %d, want %d: %+v", r.code, tc.code, r)
+			}
+			if tc.stderr != "" && !strings.Contains(r.stderr, tc.stderr) {
+				t.Errorf("stderr %q lacks %q", r.stderr, tc.stderr)
+			}
+			if tc.calls != "" && strings.Join(dev.calls, " ") != tc.calls {
+				t.Errorf("calls %q, want %q", strings.Join(dev.calls, " "), tc.calls)
+			}
+			slept := 0 // power_wait=0 is a sleep of nothing
+			for _, d := range clock.sleeps {
+				if d > 0 {
+					slept++
+				}
+			}
+			if slept != tc.sleeps {
+				t.Errorf("slept %d times, want %d", slept, tc.sleeps)
+			}
+			if c := strings.Count(r.stderr, "waiting: evacuation"); c > 1 {
+				t.Errorf("the same wait was logged %d times", c)
+			}
+		})
+	}
+}
+
+func TestReassertWhenAlreadyInState(t *testing.T) {
+	dev := &waitingDevice{fakeDevice: &fakeDevice{state: Off}}
+	a := testAgent(dev.fakeDevice, newFakeClock())
+	a.Open = func(context.Context, *Options) (Device, error) { return dev, nil }
+	r := runAgent(t, a, nil, "action=off\nip=h\nplug=c1\n", nil)
+	if r.code != 0 || r.stdout != "Success: Already OFF\n" || strings.Join(dev.reasserts, " ") != "OFF" {
+		t.Fatalf("already off: %+v, reasserts %v", r, dev.reasserts)
+	}
+	dev.reassertErr = errors.New("attrd refused")
+	r = runAgent(t, a, nil, "action=off\nip=h\nplug=c1\n", nil)
+	if r.code != 1 || r.stdout != "" || !strings.Contains(r.stderr, "attrd refused") {
+		t.Fatalf("failed reassert: %+v", r)
+	}
+	// A switch that was made needs no re-assertion.
+	dev = &waitingDevice{fakeDevice: &fakeDevice{state: On}}
+	a.Open = func(context.Context, *Options) (Device, error) { return dev, nil }
+	if r := runAgent(t, a, nil, "action=off\nip=h\nplug=c1\n", nil); r.code != 0 || len(dev.reasserts) != 0 {
+		t.Fatalf("switched: %+v, reasserts %v", r, dev.reasserts)
+	}
+}
