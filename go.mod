@@ -4,6 +4,7 @@ go 1.26
 
 require (
 	github.com/bougou/go-ipmi v0.9.1
+	github.com/gophercloud/gophercloud/v2 v2.15.0
 	github.com/spf13/pflag v1.0.10
 )
 
@@ -22,6 +23,7 @@ require (
 	github.com/rivo/uniseg v0.2.0 // indirect
 	github.com/rogpeppe/go-internal v1.6.1 // indirect
 	golang.org/x/net v0.43.0 // indirect
-	golang.org/x/sys v0.35.0 // indirect
+	golang.org/x/sys v0.47.0 // indirect
 	golang.org/x/term v0.34.0 // indirect
+	gopkg.in/yaml.v2 v2.4.0 // indirect
 )

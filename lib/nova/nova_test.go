@@ -1,0 +1,430 @@
+package nova
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net/http"
+	"net/url"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/novaha/novaha/lib/nova/novatest"
+)
+
+// fakeClock advances only when slept on.
+type fakeClock struct {
+	mu     sync.Mutex
+	now    time.Time
+	sleeps []time.Duration
+}
+
+func newClock() *fakeClock { return &fakeClock{now: time.Date(2026, 1, 2, 3, 4, 5, 0, time.UTC)} }
+
+func (c *fakeClock) Now() time.Time {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.now
+}
+
+func (c *fakeClock) Sleep(ctx context.Context, d time.Duration) error {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if err := ctx.Err(); err != nil {
+		return err
+	}
+	c.sleeps = append(c.sleeps, d)
+	c.now = c.now.Add(d)
+	return nil
+}
+
+func testConfig(srv *novatest.Server, clock Clock) Config {
+	return Config{
+		AuthURL: srv.AuthURL(), Username: novatest.Username, Password: novatest.Password, ProjectName: novatest.Project,
+		Clock: clock, Getenv: func(string) string { return "" },
+	}
+}
+
+func dial(t *testing.T, srv *novatest.Server, clock Clock) *Client {
+	t.Helper()
+	c, err := Dial(context.Background(), testConfig(srv, clock))
+	if err != nil {
+		t.Fatalf("Dial: %v", err)
+	}
+	srv.Requests()
+	return c
+}
+
+func TestDialAuthenticatesAndNegotiates(t *testing.T) {
+	srv := novatest.New(t, novatest.Service{Host: "compute1", Alive: true})
+	c, err := Dial(context.Background(), testConfig(srv, newClock()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	reqs := srv.Requests()
+	if len(reqs) != 2 {
+		t.Fatalf("requests %v, want a token request and the version document", reqs)
+	}
+	auth := reqs[0]
+	for _, want := range []string{`"methods":["password"]`, `"name":"admin"`, `"domain":{"name":"Default"}`, `"scope":{"project":{"domain":{"name":"Default"},"name":"admin"}}`} {
+		if auth.Method != "POST" || auth.Path != "/v3/auth/tokens" || !strings.Contains(auth.Body, want) {
+			t.Errorf("token request %v lacks %s", auth, want)
+		}
+	}
+	if reqs[1].Method != "GET" || reqs[1].Path != "/" {
+		t.Errorf("version request %v", reqs[1])
+	}
+	if got := c.MaxMicroversion(); got != (Microversion{2, 93}) {
+		t.Errorf("max microversion %v", got)
+	}
+	list, err := c.ComputeServices(context.Background())
+	if err != nil || len(list) != 1 || list[0].Host != "compute1" || !list[0].Up() || list[0].ID != "00000000-0000-4000-8000-000000000001" {
+		t.Fatalf("services %+v, %v", list, err)
+	}
+	r := srv.Requests()[0]
+	if r.Microversion != "2.53" || r.OpenStackAPI != "compute 2.53" || r.Token != novatest.Token || r.Query != "binary=nova-compute" {
+		t.Errorf("list request %+v", r)
+	}
+}
+
+func TestDialWithApplicationCredential(t *testing.T) {
+	srv := novatest.New(t)
+	cfg := Config{AuthURL: srv.AuthURL(), ApplicationCredentialID: novatest.AppCredID, ApplicationCredentialSecret: novatest.AppCredSecret,
+		ProjectName: "ignored", Clock: newClock()}
+	if _, err := Dial(context.Background(), cfg); err != nil {
+		t.Fatal(err)
+	}
+	body := srv.Requests()[0].Body
+	if !strings.Contains(body, `"application_credential":{"id":"0123456789abcdef","secret":"app-cred-s3cret"}`) || strings.Contains(body, "scope") {
+		t.Errorf("token request %s", body)
+	}
+}
+
+func TestDialUnversionedAuthURL(t *testing.T) {
+	srv := novatest.New(t)
+	cfg := testConfig(srv, newClock())
+	cfg.AuthURL = srv.URL + "/identity"
+	if _, err := Dial(context.Background(), cfg); err != nil {
+		t.Fatal(err)
+	}
+}
+
+func TestDialErrorsAreOneLineWithoutSecrets(t *testing.T) {
+	stopped := novatest.New(t)
+	stopped.Close()
+	cases := []struct {
+		name string
+		srv  *novatest.Server
+		cfg  func(*Config)
+		is   error
+		want string
+	}{
+		{name: "wrong password", srv: novatest.New(t), cfg: func(c *Config) { c.Password = "wrong-pw" }, is: ErrUnauthorized,
+			want: "Keystone refused the credentials (HTTP 401) while authenticating"},
+		{name: "keystone down", srv: stopped, is: ErrUnreachable, want: "Keystone is unreachable while authenticating"},
+		{name: "nova not in the catalog", srv: func() *novatest.Server { s := novatest.New(t); s.NoInternalEndpoint = true; return s }(),
+			want: "the Keystone catalog has no internal compute endpoint"},
+		{name: "nova down", srv: func() *novatest.Server {
+			s := novatest.New(t)
+			s.Fail(novatest.Fault{Match: "GET /", Status: 503, Count: 100})
+			return s
+		}(), want: "Nova answered HTTP 503 Service Unavailable while reading its API version"},
+		{name: "nova too old", srv: func() *novatest.Server { s := novatest.New(t); s.MaxMicroversion = "2.10"; return s }(),
+			want: "at least 2.11 (forced_down) is needed"},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			cfg := testConfig(tc.srv, newClock())
+			if tc.cfg != nil {
+				tc.cfg(&cfg)
+			}
+			_, err := Dial(context.Background(), cfg)
+			if err == nil {
+				t.Fatal("Dial succeeded")
+			}
+			msg := err.Error()
+			if !strings.Contains(msg, tc.want) {
+				t.Errorf("error %q lacks %q", msg, tc.want)
+			}
+			if tc.is != nil && !errors.Is(err, tc.is) {
+				t.Errorf("error %q is not %v", msg, tc.is)
+			}
+			if strings.ContainsAny(msg, "\n") || strings.Contains(msg, cfg.Password) || strings.Contains(msg, novatest.Password) {
+				t.Errorf("error %q is not one line, or shows a secret", msg)
+			}
+		})
+	}
+}
+
+func TestConfigNeverPrintsSecrets(t *testing.T) {
+	c := Config{AuthURL: "https://k:5000/v3", Username: "u", Password: "pw-123", ApplicationCredentialSecret: "acs-456"}
+	for _, s := range []string{fmt.Sprint(c), fmt.Sprintf("%+v", c), fmt.Sprintf("%#v", c), fmt.Sprintf("%v", c.LogValue())} {
+		if strings.Contains(s, "pw-123") || strings.Contains(s, "acs-456") {
+			t.Errorf("secret printed: %s", s)
+		}
+	}
+}
+
+func TestConfigValidate(t *testing.T) {
+	cases := []struct {
+		cfg  Config
+		want string
+	}{
+		{Config{}, "no Keystone URL"},
+		{Config{AuthURL: "keystone:5000"}, "not an http(s) URL"},
+		{Config{AuthURL: "http://u:p@k/v3", Username: "u"}, "must not carry credentials"},
+		{Config{AuthURL: "http://k/v3"}, "no user name"},
+		{Config{AuthURL: "http://k/v3", ApplicationCredentialID: "x"}, "needs its secret"},
+		{Config{AuthURL: "http://k/v3", ApplicationCredentialName: "x", ApplicationCredentialSecret: "s"}, "needs the user name"},
+		{Config{AuthURL: "http://k/v3", Username: "u", Interface: "privateURL"}, "endpoint type"},
+		{Config{AuthURL: "http://k/v3", Username: "u", CACertFile: "/nonexistent/ca.pem"}, "CA bundle"},
+		{Config{AuthURL: "http://k/v3", Username: "u", Interface: "publicURL"}, ""},
+		{Config{Cloud: "mycloud"}, ""},
+		{Config{Getenv: func(k string) string { return map[string]string{"OS_CLOUD": "envcloud"}[k] }}, ""},
+	}
+	for _, tc := range cases {
+		err := tc.cfg.Validate()
+		switch {
+		case tc.want == "" && err != nil:
+			t.Errorf("%v: %v", tc.cfg, err)
+		case tc.want != "" && (err == nil || !strings.Contains(err.Error(), tc.want) || !errors.Is(err, ErrInvalidConfig)):
+			t.Errorf("%v: error %v, want %q", tc.cfg, err, tc.want)
+		}
+	}
+}
+
+func TestRetries(t *testing.T) {
+	cases := []struct {
+		name     string
+		fault    novatest.Fault
+		deadline time.Duration
+		attempts int
+		ok       bool
+		sleeps   string
+		tries    int
+	}{
+		{name: "503 then success", fault: novatest.Fault{Match: "GET /os-services", Status: 503, Count: 2}, ok: true, sleeps: "200ms 400ms", tries: 3},
+		{name: "500 then success", fault: novatest.Fault{Match: "GET /os-services", Status: 500, Count: 1}, ok: true, sleeps: "200ms", tries: 2},
+		{name: "pauses are capped", fault: novatest.Fault{Match: "GET /os-services", Status: 502, Count: 6}, attempts: 7, ok: true,
+			sleeps: "200ms 400ms 800ms 1.6s 2s 2s", tries: 7},
+		{name: "gives up after the attempts", fault: novatest.Fault{Match: "GET /os-services", Status: 503, Count: 100}, sleeps: "200ms 400ms 800ms 1.6s", tries: 5},
+		{name: "never past the deadline", fault: novatest.Fault{Match: "GET /os-services", Status: 503, Count: 100}, deadline: 500 * time.Millisecond,
+			sleeps: "200ms", tries: 2},
+		{name: "a client error is not retried", fault: novatest.Fault{Match: "GET /os-services", Status: 404, Count: 1}, tries: 1},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			srv := novatest.New(t, novatest.Service{Host: "compute1"})
+			// Deadlines are real time: start the fake clock now.
+			clock := &fakeClock{now: time.Now()}
+			cfg := testConfig(srv, clock)
+			cfg.RetryAttempts = tc.attempts
+			c, err := Dial(context.Background(), cfg)
+			if err != nil {
+				t.Fatal(err)
+			}
+			srv.Requests()
+			srv.Fail(tc.fault)
+			ctx := context.Background()
+			if tc.deadline > 0 {
+				var cancel context.CancelFunc
+				ctx, cancel = context.WithDeadline(ctx, clock.Now().Add(tc.deadline))
+				defer cancel()
+			}
+			_, err = c.ComputeServices(ctx)
+			if (err == nil) != tc.ok {
+				t.Errorf("error %v, want success %t", err, tc.ok)
+			}
+			var sleeps []string
+			for _, d := range clock.sleeps {
+				sleeps = append(sleeps, d.String())
+			}
+			if strings.Join(sleeps, " ") != tc.sleeps {
+				t.Errorf("pauses %v, want %s", sleeps, tc.sleeps)
+			}
+			if n := len(srv.Requests()); n != tc.tries {
+				t.Errorf("%d attempts, want %d", n, tc.tries)
+			}
+		})
+	}
+}
+
+func TestDroppedConnectionIsRetried(t *testing.T) {
+	// Go's transport itself repeats a GET on a reused connection that the server
+	// closed; a PUT it leaves to us.
+	srv := novatest.New(t, novatest.Service{Host: "compute1"})
+	clock := newClock()
+	c := dial(t, srv, clock)
+	s, err := ComputeService(context.Background(), c, "compute1")
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv.Fail(novatest.Fault{Match: "PUT /os-services", Count: 1})
+	if _, err := c.UpdateService(context.Background(), s, ServiceUpdate{ForcedDown: ForceDown}); err != nil {
+		t.Fatal(err)
+	}
+	if len(clock.sleeps) != 1 || !srv.Service("compute1").ForcedDown {
+		t.Errorf("pauses %v, record %+v", clock.sleeps, srv.Service("compute1"))
+	}
+}
+
+func TestPostIsNotRetried(t *testing.T) {
+	if repeatable(&http.Request{Method: http.MethodPost, URL: mustURL("http://n/v2.1/servers/x/action")}) {
+		t.Error("a server action would be sent twice")
+	}
+}
+
+func TestKeystoneTokenRequestIsRetried(t *testing.T) {
+	srv := novatest.New(t)
+	srv.Fail(novatest.Fault{Match: "POST /v3/auth/tokens", Status: 503, Count: 2})
+	if _, err := Dial(context.Background(), testConfig(srv, newClock())); err != nil {
+		t.Fatal(err)
+	}
+}
+
+func TestUpdateServiceRequests(t *testing.T) {
+	cases := []struct {
+		name string
+		max  string
+		u    ServiceUpdate
+		want []string
+		mv   string
+	}{
+		{name: "lift force-down at 2.53 sends false", max: "2.93", u: ServiceUpdate{ForcedDown: LiftForceDown},
+			want: []string{`PUT /os-services/00000000-0000-4000-8000-000000000001 {"forced_down":false}`}, mv: "2.53"},
+		{name: "disable with reason", max: "2.53", u: ServiceUpdate{Status: "disabled", DisabledReason: "novaha:fenced"},
+			want: []string{`PUT /os-services/00000000-0000-4000-8000-000000000001 {"disabled_reason":"novaha:fenced","status":"disabled"}`}, mv: "2.53"},
+		{name: "enable", max: "2.60", u: ServiceUpdate{Status: "enabled"},
+			want: []string{`PUT /os-services/00000000-0000-4000-8000-000000000001 {"status":"enabled"}`}, mv: "2.53"},
+		{name: "fallback before 2.53: force-down then disable, then read back", max: "2.52",
+			u: ServiceUpdate{ForcedDown: ForceDown, Status: "disabled", DisabledReason: "r"},
+			want: []string{
+				`PUT /os-services/force-down {"binary":"nova-compute","forced_down":true,"host":"compute1"}`,
+				`PUT /os-services/disable-log-reason {"binary":"nova-compute","disabled_reason":"r","host":"compute1"}`,
+				`GET /os-services?binary=nova-compute&host=compute1`,
+			}, mv: "2.11"},
+		{name: "fallback lift and enable", max: "2.20", u: ServiceUpdate{ForcedDown: LiftForceDown, Status: "enabled"},
+			want: []string{
+				`PUT /os-services/force-down {"binary":"nova-compute","forced_down":false,"host":"compute1"}`,
+				`PUT /os-services/enable {"binary":"nova-compute","host":"compute1"}`,
+				`GET /os-services?binary=nova-compute&host=compute1`,
+			}, mv: "2.11"},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			srv := novatest.New(t, novatest.Service{Host: "compute1", ForcedDown: true, Disabled: true})
+			srv.MaxMicroversion = tc.max
+			c := dial(t, srv, newClock())
+			svc, err := ComputeService(context.Background(), c, "compute1")
+			if err != nil {
+				t.Fatal(err)
+			}
+			srv.Requests()
+			got, err := c.UpdateService(context.Background(), svc, tc.u)
+			if err != nil {
+				t.Fatal(err)
+			}
+			reqs := srv.Requests()
+			var lines []string
+			for _, r := range reqs {
+				lines = append(lines, r.String())
+				if r.Microversion != tc.mv {
+					t.Errorf("%s sent microversion %q, want %s", r, r.Microversion, tc.mv)
+				}
+			}
+			if strings.Join(lines, "\n") != strings.Join(tc.want, "\n") {
+				t.Errorf("requests\n%s\nwant\n%s", strings.Join(lines, "\n"), strings.Join(tc.want, "\n"))
+			}
+			if tc.u.ForcedDown != nil && got.ForcedDown != *tc.u.ForcedDown {
+				t.Errorf("record after the update: %+v", got)
+			}
+		})
+	}
+}
+
+func TestServiceUpdateRefusesWhatNovaRefuses(t *testing.T) {
+	for _, u := range []ServiceUpdate{{}, {Status: "enabled", DisabledReason: "x"}, {DisabledReason: "x"}, {Status: "off"}} {
+		if _, err := u.ToServiceUpdateMap(); err == nil {
+			t.Errorf("%+v accepted", u)
+		}
+	}
+}
+
+func TestServiceIDBeforeMicroversion253IsANumber(t *testing.T) {
+	srv := novatest.New(t, novatest.Service{Host: "compute1"})
+	srv.MaxMicroversion = "2.40"
+	c := dial(t, srv, newClock())
+	s, err := ComputeService(context.Background(), c, "compute1")
+	if err != nil || s.ID != "1" {
+		t.Fatalf("%+v %v", s, err)
+	}
+}
+
+func TestStatusCodeAndServiceMessage(t *testing.T) {
+	srv := novatest.New(t, novatest.Service{Host: "compute1", ForcedDown: true, EvacuationsDone: true})
+	c := dial(t, srv, newClock())
+	s, _ := ComputeService(context.Background(), c, "compute1")
+	_, err := c.UpdateService(context.Background(), s, ServiceUpdate{ForcedDown: LiftForceDown})
+	if StatusCode(err) != http.StatusBadRequest || !strings.Contains(err.Error(), "Nova answered HTTP 400 Bad Request while lifting the force-down of compute1") ||
+		!strings.Contains(err.Error(), "Unable to force up host compute1") {
+		t.Fatalf("error %v", err)
+	}
+}
+
+func mustURL(s string) *url.URL {
+	u, err := url.Parse(s)
+	if err != nil {
+		panic(err)
+	}
+	return u
+}
+
+func TestCloudsYAMLWithSecureYAML(t *testing.T) {
+	srv := novatest.New(t, novatest.Service{Host: "compute1"})
+	dir := t.TempDir()
+	clouds := `clouds:
+  sandbox:
+    auth:
+      auth_url: ` + srv.AuthURL() + `
+      username: admin
+      project_name: admin
+      user_domain_name: Default
+      project_domain_name: Default
+    region_name: RegionOne
+    interface: public
+`
+	secure := "clouds:\n  sandbox:\n    auth:\n      password: " + novatest.Password + "\n"
+	if err := os.WriteFile(filepath.Join(dir, "clouds.yaml"), []byte(clouds), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(dir, "secure.yaml"), []byte(secure), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	cfg := Config{Cloud: "sandbox", CloudsFile: filepath.Join(dir, "clouds.yaml"), Clock: newClock()}
+	c, err := Dial(context.Background(), cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := c.ComputeServices(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	// Options given explicitly override the file: a wrong password is refused.
+	cfg.Password = "wrong"
+	if _, err := Dial(context.Background(), cfg); !errors.Is(err, ErrUnauthorized) {
+		t.Errorf("override: %v", err)
+	}
+	// OS_CLOUD names the entry when cloud is not given.
+	cfg = Config{CloudsFile: filepath.Join(dir, "clouds.yaml"), Clock: newClock(),
+		Getenv: func(k string) string { return map[string]string{"OS_CLOUD": "sandbox"}[k] }}
+	if _, err := Dial(context.Background(), cfg); err != nil {
+		t.Errorf("OS_CLOUD: %v", err)
+	}
+	cfg = Config{Cloud: "nosuch", CloudsFile: filepath.Join(dir, "clouds.yaml")}
+	if _, err := Dial(context.Background(), cfg); err == nil || !strings.Contains(err.Error(), `cloud "nosuch" not found`) {
+		t.Errorf("unknown cloud: %v", err)
+	}
+}
