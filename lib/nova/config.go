@@ -116,8 +116,8 @@ func (c Config) cloudName() string {
 }
 
 // Validate checks the configuration offline and returns the first problem, wrapping
-// ErrInvalidConfig. With a clouds.yaml entry it checks only what is given here: the
-// file is read by Dial.
+// ErrInvalidConfig. Files (clouds.yaml, the CA bundle) are read by Dial, not here:
+// pcs validates a device on one node, and the files may be deployed on the others.
 func (c Config) Validate() error {
 	cloud := c.cloudName()
 	if c.AuthURL == "" && cloud == "" {
@@ -144,16 +144,6 @@ func (c Config) Validate() error {
 			return invalid("an application credential given by name needs the user name")
 		case !appCred && c.Username == "":
 			return invalid("no user name: set username (login), an application credential, or cloud")
-		}
-	}
-	if c.CACertFile != "" {
-		if _, err := os.Stat(c.CACertFile); err != nil {
-			return invalid("CA bundle: %v", err)
-		}
-	}
-	if c.CloudsFile != "" {
-		if _, err := os.Stat(c.CloudsFile); err != nil {
-			return invalid("clouds.yaml: %v", err)
 		}
 	}
 	if c.RetryAttempts < 0 || c.RetryBase < 0 || c.RetryMax < 0 {

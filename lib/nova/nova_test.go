@@ -181,7 +181,7 @@ func TestConfigValidate(t *testing.T) {
 		{Config{AuthURL: "http://k/v3", ApplicationCredentialID: "x"}, "needs its secret"},
 		{Config{AuthURL: "http://k/v3", ApplicationCredentialName: "x", ApplicationCredentialSecret: "s"}, "needs the user name"},
 		{Config{AuthURL: "http://k/v3", Username: "u", Interface: "privateURL"}, "endpoint type"},
-		{Config{AuthURL: "http://k/v3", Username: "u", CACertFile: "/nonexistent/ca.pem"}, "CA bundle"},
+		{Config{AuthURL: "http://k/v3", Username: "u", CACertFile: "/nonexistent/ca.pem"}, ""}, // read by Dial
 		{Config{AuthURL: "http://k/v3", Username: "u", Interface: "publicURL"}, ""},
 		{Config{Cloud: "mycloud"}, ""},
 		{Config{Getenv: func(k string) string { return map[string]string{"OS_CLOUD": "envcloud"}[k] }}, ""},
@@ -426,5 +426,20 @@ func TestCloudsYAMLWithSecureYAML(t *testing.T) {
 	cfg = Config{Cloud: "nosuch", CloudsFile: filepath.Join(dir, "clouds.yaml")}
 	if _, err := Dial(context.Background(), cfg); err == nil || !strings.Contains(err.Error(), `cloud "nosuch" not found`) {
 		t.Errorf("unknown cloud: %v", err)
+	}
+}
+
+func TestDialChecksTheCABundle(t *testing.T) {
+	srv := novatest.New(t)
+	cfg := testConfig(srv, newClock())
+	cfg.CACertFile = filepath.Join(t.TempDir(), "missing.pem")
+	if _, err := Dial(context.Background(), cfg); err == nil || !strings.Contains(err.Error(), "CA bundle") || len(srv.Requests()) != 0 {
+		t.Errorf("missing CA bundle: %v", err)
+	}
+	empty := filepath.Join(t.TempDir(), "empty.pem")
+	_ = os.WriteFile(empty, []byte("not a certificate"), 0o600)
+	cfg.CACertFile = empty
+	if _, err := Dial(context.Background(), cfg); err == nil || !strings.Contains(err.Error(), "holds no PEM certificate") {
+		t.Errorf("empty CA bundle: %v", err)
 	}
 }

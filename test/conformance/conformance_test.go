@@ -168,8 +168,10 @@ func sample(name, typ, def string, options []string) string {
 	switch {
 	case strings.Contains(name, "password") || strings.Contains(name, "secret"):
 		return "not-a-real-secret"
-	case name == "ip" || strings.HasSuffix(name, "_url"):
+	case name == "ip":
 		return "127.0.0.1"
+	case strings.HasSuffix(name, "_url"):
+		return "http://127.0.0.1:5000/v3"
 	case strings.Contains(name, "hex"):
 		return "0a0b0c0d"
 	}
