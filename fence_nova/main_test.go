@@ -482,3 +482,29 @@ func TestValidateAll(t *testing.T) {
 		}
 	}
 }
+
+func TestOffAndOnBeforeMicroversion253(t *testing.T) {
+	h := newHarness(t, novatest.Service{Host: "compute1", Alive: true})
+	h.srv.MaxMicroversion = "2.40"
+	if r := h.run(t, "action=off\nplug=compute1"); r.code != 0 || r.stdout != "Success: Powered OFF\n" {
+		t.Fatalf("off: %+v", r)
+	}
+	want := []string{
+		"GET /os-services?binary=nova-compute",
+		`PUT /os-services/force-down {"binary":"nova-compute","forced_down":true,"host":"compute1"}`,
+		"GET /os-services?binary=nova-compute&host=compute1",
+		`PUT /os-services/disable-log-reason {"binary":"nova-compute","disabled_reason":"novaha:fenced 2026-01-02T03:04:05Z","host":"compute1"}`,
+		"GET /os-services?binary=nova-compute&host=compute1",
+		"GET /os-services?binary=nova-compute&host=compute1",
+	}
+	if got := h.srv.NovaRequests(); strings.Join(got, "\n") != strings.Join(want, "\n") {
+		t.Errorf("requests\n%s\nwant\n%s", strings.Join(got, "\n"), strings.Join(want, "\n"))
+	}
+	h.srv.Update("compute1", func(s *novatest.Service) { s.DisabledReason = "novaha:evacuated moved=0 failed=0" })
+	if r := h.run(t, "action=on\nplug=compute1"); r.code != 0 || r.stdout != "Success: Powered ON\n" {
+		t.Fatalf("on: %+v", r)
+	}
+	if rec := h.srv.Service("compute1"); rec.ForcedDown || rec.Disabled {
+		t.Errorf("record %+v", rec)
+	}
+}

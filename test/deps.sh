@@ -16,6 +16,13 @@ pkgs=(
   hyperfine
   # syslog socket for the logging tests, procps for pgrep/pkill in test scripts
   procps
+  # fence_libvirt: libvirt.so.0 (dlopened); libvirtd with the QEMU driver for a real guest
+  # in the component tests (libvirt-daemon-system creates the libvirt-qemu user that the
+  # QEMU driver needs); virsh for fence_virsh; SASL plugins and saslpasswd2 for the SASL
+  # login test; sshd and ssh for qemu+ssh and the fence_virsh comparison
+  libvirt0 libvirt-daemon libvirt-daemon-driver-qemu libvirt-daemon-system libvirt-clients qemu-system-x86
+  libsasl2-modules sasl2-bin
+  openssh-server openssh-client
 )
 
 missing=()
