@@ -1,7 +1,7 @@
 // Command bench runs novaha's agents and the Python agents they replace side by side,
 // on the same targets in one run, and prints wall time and peak memory of each action.
 //
-//	go run ./test/bench -bin ./bin [-n 20]
+//	go run ./test/bench -bin ./bin [-n 20] [-suite ipmi|libvirt]
 package main
 
 import (
@@ -22,8 +22,9 @@ import (
 func main() {
 	bin := flag.String("bin", "bin", "directory of the built agents")
 	n := flag.Int("n", 20, "runs of each fast action")
+	only := flag.String("suite", "", "run only this suite: ipmi or libvirt")
 	flag.Parse()
-	if err := run(context.Background(), os.Stdout, *bin, *n); err != nil {
+	if err := run(context.Background(), os.Stdout, *bin, *n, *only); err != nil {
 		fmt.Fprintln(os.Stderr, "bench:", err)
 		os.Exit(1)
 	}
@@ -37,23 +38,97 @@ type pair struct {
 	n      int
 }
 
-func run(ctx context.Context, w io.Writer, bin string, n int) error {
+// suite is a set of pairs on targets of their own, started by the suite.
+type suite struct {
+	name  string
+	setup string // what the targets are, for the report
+	pairs []pair
+	note  string // printed under the table (a comparison left out, for instance)
+	stop  func()
+}
+
+func run(ctx context.Context, w io.Writer, bin string, n int, only string) error {
 	bin, err := filepath.Abs(bin)
 	if err != nil {
 		return err
 	}
+	var suites []suite
+	defer func() {
+		for _, s := range suites {
+			s.stop()
+		}
+	}()
+	starters := []struct {
+		name  string
+		start func(context.Context, string, int) (suite, error)
+	}{{"ipmi", ipmiSuite}, {"libvirt", libvirtSuite}}
+	known := false
+	for _, st := range starters {
+		known = known || only == st.name
+	}
+	if only != "" && !known {
+		return fmt.Errorf("unknown suite %q (ipmi, libvirt)", only)
+	}
+	for _, st := range starters {
+		if only != "" && st.name != only {
+			continue
+		}
+		s, err := st.start(ctx, bin, n)
+		if err != nil {
+			return fmt.Errorf("%s: %w", st.name, err)
+		}
+		s.name = st.name
+		suites = append(suites, s)
+	}
+
+	fmt.Fprintf(w, "novaha bench, %s, %d runs per fast action (after one warm-up)\n", time.Now().UTC().Format(time.RFC3339), n)
+	for _, s := range suites {
+		fmt.Fprintf(w, "%s: %s\n", s.name, s.setup)
+	}
+	fmt.Fprintln(w)
+	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
+	fmt.Fprintln(tw, "action\tagent\tmedian\tmin\tpeak RSS\tfailed\tspeed-up")
+	failed := false
+	for _, s := range suites {
+		for _, p := range s.pairs {
+			ours := measure(ctx, p.ours, p.n)
+			row(tw, p.title, ours, "")
+			failed = failed || ours.failures > 0
+			if p.theirs != nil {
+				th := measure(ctx, *p.theirs, p.n)
+				ratio := ""
+				if ours.median() > 0 {
+					ratio = fmt.Sprintf("%.1fx", float64(th.median())/float64(ours.median()))
+				}
+				row(tw, p.title, th, ratio)
+			}
+		}
+	}
+	tw.Flush()
+	for _, s := range suites {
+		if s.note != "" {
+			fmt.Fprintf(w, "\n%s\n", s.note)
+		}
+	}
+	if failed {
+		return fmt.Errorf("some runs of our agent failed")
+	}
+	return nil
+}
+
+// ipmiSuite compares fence_ipmi with fence_ipmilan on OpenIPMI's simulator.
+func ipmiSuite(ctx context.Context, bin string, n int) (suite, error) {
 	ipmi := filepath.Join(bin, "fence_ipmi")
 	if _, err := os.Stat(ipmi); err != nil {
-		return fmt.Errorf("%s: build the agents first (make build)", ipmi)
+		return suite{}, fmt.Errorf("%s: build the agents first (make build)", ipmi)
 	}
 	if err := bmcsim.Available(); err != nil {
-		return err
+		return suite{}, err
 	}
 	bmc, err := bmcsim.Start(ctx, bmcsim.Options{})
 	if err != nil {
-		return fmt.Errorf("starting the BMC simulator: %w", err)
+		return suite{}, fmt.Errorf("starting the BMC simulator: %w", err)
 	}
-	defer bmc.Stop()
 
 	stdin := func(action string, extra ...string) string {
 		return strings.Join(append([]string{"action=" + action, "ip=" + bmc.Host, fmt.Sprintf("ipport=%d", bmc.Port),
@@ -85,33 +160,11 @@ func run(ctx context.Context, w io.Writer, bin string, n int) error {
 			ours:   command{label: "fence_ipmi", argv: []string{ipmi}, stdin: stdin("reboot", "power_wait=0"), codes: []int{0}},
 			theirs: theirs(command{label: "fence_ipmilan", argv: []string{ipmilan}, stdin: stdin("reboot", "power_wait=0"), env: python, codes: []int{0}})},
 	}
-
-	fmt.Fprintf(w, "novaha bench, %s, %d runs per fast action (after one warm-up), BMC: ipmi_sim on %s\n\n",
-		time.Now().UTC().Format(time.RFC3339), n, bmc.Addr())
-	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
-	fmt.Fprintln(tw, "action\tagent\tmedian\tmin\tpeak RSS\tfailed\tspeed-up")
-	failed := false
-	for _, p := range pairs {
-		ours := measure(ctx, p.ours, p.n)
-		row(tw, p.title, ours, "")
-		failed = failed || ours.failures > 0
-		if p.theirs != nil {
-			th := measure(ctx, *p.theirs, p.n)
-			ratio := ""
-			if ours.median() > 0 {
-				ratio = fmt.Sprintf("%.1fx", float64(th.median())/float64(ours.median()))
-			}
-			row(tw, p.title, th, ratio)
-		}
-	}
-	tw.Flush()
+	s := suite{setup: "BMC: ipmi_sim on " + bmc.Addr(), pairs: pairs, stop: func() { _ = bmc.Stop() }}
 	if !haveIpmilan {
-		fmt.Fprintln(w, "\nfence_ipmilan is not installed (make deps): no comparison")
+		s.note = "fence_ipmilan is not installed (make deps): no comparison"
 	}
-	if failed {
-		return fmt.Errorf("some runs of our agent failed")
-	}
-	return nil
+	return s, nil
 }
 
 func row(w io.Writer, title string, s sample, ratio string) {
