@@ -21,6 +21,9 @@ type command struct {
 	env   []string
 	// codes are the exit codes that count as a correct answer (status OFF is 2).
 	codes []int
+	// before, if set, prepares each run (puts the target back in its starting state);
+	// it is not timed, and its failure counts as a failed run.
+	before func(context.Context) error
 }
 
 // sample is the outcome of running a command n times.
@@ -56,6 +59,13 @@ func (s sample) min() time.Duration {
 func measure(ctx context.Context, c command, n int) sample {
 	s := sample{label: c.label}
 	for i := -1; i < n; i++ {
+		if c.before != nil {
+			if err := c.before(ctx); err != nil {
+				s.failures++
+				s.lastOutput = "preparing the run: " + err.Error()
+				continue
+			}
+		}
 		cctx, cancel := context.WithTimeout(ctx, 60*time.Second)
 		cmd := exec.CommandContext(cctx, c.argv[0], c.argv[1:]...)
 		cmd.Stdin = strings.NewReader(c.stdin)
