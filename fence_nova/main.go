@@ -13,6 +13,7 @@ import (
 	"fmt"
 	"log/slog"
 	"os"
+	"path/filepath"
 	"time"
 
 	"github.com/novaha/novaha/lib/fence"
@@ -40,6 +41,7 @@ const (
 	paramRecordOnly      = "record_only"
 	paramInstanceFilter  = "instance_filtering"
 	paramNoSharedStorage = "no_shared_storage"
+	paramTokenCache      = "token_cache"
 )
 
 // env is what the agent reaches outside itself; tests replace it.
@@ -48,6 +50,8 @@ type env struct {
 	attrd  func(log *slog.Logger) attrd
 	now    func() time.Time
 	getenv func(string) string
+	// tokenCacheDir is where Keystone tokens are kept between runs ("" for nowhere).
+	tokenCacheDir func() string
 }
 
 // novaClient is the part of *nova.Client the device uses.
@@ -68,6 +72,15 @@ func defaultEnv() env {
 		attrd:  func(log *slog.Logger) attrd { return &pacemaker.Attrd{Log: log} },
 		now:    time.Now,
 		getenv: os.Getenv,
+		tokenCacheDir: func() string {
+			if os.Geteuid() == 0 {
+				return nova.DefaultTokenCacheDir
+			}
+			if d := os.Getenv("XDG_RUNTIME_DIR"); d != "" {
+				return filepath.Join(d, "novaha", "tokens")
+			}
+			return ""
+		},
 	}
 }
 
@@ -126,6 +139,8 @@ parameters, and also clouds.yaml, application credentials and a CA bundle.`,
 				Help: "Keystone application credential name (with username)"},
 			{Name: paramAppCredSecret, ArgName: "secret", Type: fence.String, Secret: true,
 				Help: "Keystone application credential secret"},
+			{Name: paramTokenCache, Type: fence.Boolean, Default: "1",
+				Help: "Keep the Keystone token between runs, in " + nova.DefaultTokenCacheDir + " (root only, 0600): each run then saves Keystone's password check. monitor always logs in"},
 			{Name: paramRecordOnly, Type: fence.Boolean, Default: "0", Ignored: true,
 				Help: "Accepted for fence_compute compatibility: fence_nova always only records the host; evacuation is NovaEvacuate's"},
 			{Name: paramInstanceFilter, Type: fence.Boolean, Default: "1", Ignored: true,
@@ -197,7 +212,13 @@ func validate(o *fence.Options, getenv func(string) string) error {
 }
 
 func open(ctx context.Context, o *fence.Options, e env) (fence.Device, error) {
-	c, err := e.dial(ctx, config(o, e.getenv))
+	cfg := config(o, e.getenv)
+	if o.Bool(paramTokenCache) && e.tokenCacheDir != nil {
+		cfg.TokenCacheDir = e.tokenCacheDir()
+		// monitor must find out whether Keystone answers.
+		cfg.FreshToken = o.Action() == "monitor"
+	}
+	c, err := e.dial(ctx, cfg)
 	if err != nil {
 		return nil, err
 	}

@@ -5,6 +5,7 @@ import (
 	"context"
 	"fmt"
 	"log/slog"
+	"path/filepath"
 	"strings"
 	"sync"
 	"testing"
@@ -81,6 +82,8 @@ type harness struct {
 	attrd *fakeAttrd
 	cfg   nova.Config // the last configuration dialled
 	env   map[string]string
+	// tokenDir is the token cache; "" for none.
+	tokenDir string
 }
 
 func newHarness(t *testing.T, services ...novatest.Service) *harness {
@@ -101,9 +104,10 @@ func (h *harness) run(t *testing.T, stdin string) result {
 			cfg.Clock = h.clock
 			return nova.Dial(ctx, cfg)
 		},
-		attrd:  func(*slog.Logger) attrd { return h.attrd },
-		now:    func() time.Time { return t0 },
-		getenv: func(k string) string { return h.env[k] },
+		attrd:         func(*slog.Logger) attrd { return h.attrd },
+		now:           func() time.Time { return t0 },
+		getenv:        func(k string) string { return h.env[k] },
+		tokenCacheDir: func() string { return h.tokenDir },
 	}
 	a := agent(e)
 	a.Clock = h.clock
@@ -506,5 +510,36 @@ func TestOffAndOnBeforeMicroversion253(t *testing.T) {
 	}
 	if rec := h.srv.Service("compute1"); rec.ForcedDown || rec.Disabled {
 		t.Errorf("record %+v", rec)
+	}
+}
+
+func TestTokenCacheAcrossRuns(t *testing.T) {
+	h := newHarness(t, novatest.Service{Host: "compute1", Alive: true})
+	dir := filepath.Join(t.TempDir(), "tokens")
+	h.tokenDir = dir
+	logins := func() int {
+		n := 0
+		for _, r := range h.srv.Requests() {
+			if r.Path == "/v3/auth/tokens" {
+				n++
+			}
+		}
+		return n
+	}
+	for i, tc := range []struct {
+		stdin  string
+		logins int
+	}{
+		{"action=status\nplug=compute1", 1},
+		{"action=off\nplug=compute1", 0},
+		{"action=monitor", 1}, // monitor checks Keystone
+		{"action=status\nplug=compute1\ntoken_cache=0", 1},
+	} {
+		if r := h.run(t, tc.stdin); r.code != 0 && r.code != 2 {
+			t.Fatalf("run %d: %+v", i, r)
+		}
+		if n := logins(); n != tc.logins {
+			t.Errorf("run %d (%q): %d logins, want %d", i, tc.stdin, n, tc.logins)
+		}
 	}
 }

@@ -49,17 +49,22 @@ func (m Microversion) AtLeast(o Microversion) bool {
 
 // Client is an authenticated connection to Nova. It is safe for concurrent use.
 type Client struct {
-	cfg     Config
-	log     *slog.Logger
-	compute *gophercloud.ServiceClient
+	cfg      Config
+	log      *slog.Logger
+	ao       gophercloud.AuthOptions
+	eo       gophercloud.EndpointOpts
+	provider *gophercloud.ProviderClient
+	compute  *gophercloud.ServiceClient
 	// max is the highest microversion Nova offers.
 	max Microversion
-	// httpClient is closed by Close.
+	// transport's idle connections are closed by Close.
 	transport http.RoundTripper
 }
 
 // Dial authenticates with Keystone, finds Nova in the service catalog and reads the
-// microversions it offers. Every request is bounded by ctx.
+// microversions it offers; with a token cache holding a valid token for the same
+// credentials, it uses that instead and makes no request at all. Every request is
+// bounded by ctx.
 func Dial(ctx context.Context, cfg Config) (*Client, error) {
 	if err := cfg.Validate(); err != nil {
 		return nil, err
@@ -75,21 +80,21 @@ func Dial(ctx context.Context, cfg Config) (*Client, error) {
 		t.TLSClientConfig = tlsConf
 		base = t
 	}
-	rt := &retryTransport{next: base, clock: cfg.Clock, attempts: cfg.RetryAttempts,
-		base: cfg.RetryBase, max: cfg.RetryMax, log: cfg.Logger}
-
-	provider, err := openstack.NewClient(ao.IdentityEndpoint)
-	if err != nil {
-		return nil, invalid("auth_url: %v", err)
+	c := &Client{cfg: cfg, log: cfg.Logger, ao: ao, eo: eo, transport: base}
+	if c.provider, err = c.newProvider(); err != nil {
+		return nil, err
 	}
-	provider.HTTPClient = http.Client{Transport: rt}
-	provider.UserAgent.Prepend("novaha/" + version.Version)
+	if c.fromCache() {
+		// A 401 from Nova (a revoked token) authenticates again, once.
+		c.provider.ReauthFunc = c.reauthenticate
+		return c, nil
+	}
 	start := cfg.Clock.Now()
-	if err := openstack.Authenticate(ctx, provider, ao); err != nil {
+	if err := openstack.Authenticate(ctx, c.provider, ao); err != nil {
 		return nil, wrapErr("Keystone", "authenticating", err)
 	}
 	cfg.Logger.Debug("authenticated with Keystone", "elapsed", cfg.Clock.Now().Sub(start).Round(time.Millisecond))
-	compute, err := openstack.NewComputeV2(provider, eo)
+	compute, err := openstack.NewComputeV2(c.provider, eo)
 	if err != nil {
 		var nf *gophercloud.ErrEndpointNotFound
 		if errors.As(err, &nf) || strings.Contains(err.Error(), "No suitable endpoint") {
@@ -97,11 +102,80 @@ func Dial(ctx context.Context, cfg Config) (*Client, error) {
 		}
 		return nil, wrapErr("Keystone", "finding Nova in the catalog", err)
 	}
-	c := &Client{cfg: cfg, log: cfg.Logger, compute: compute, transport: base}
+	c.compute = compute
 	if err := c.negotiate(ctx); err != nil {
 		return nil, err
 	}
+	c.saveToken(c.provider)
+	// Set only now: a refused login must not be tried twice.
+	c.provider.ReauthFunc = c.reauthenticate
 	return c, nil
+}
+
+// newProvider is an unauthenticated gophercloud provider on the retrying transport.
+func (c *Client) newProvider() (*gophercloud.ProviderClient, error) {
+	p, err := openstack.NewClient(c.ao.IdentityEndpoint)
+	if err != nil {
+		return nil, invalid("auth_url: %v", err)
+	}
+	p.HTTPClient = http.Client{Transport: &retryTransport{next: c.transport, clock: c.cfg.Clock, attempts: c.cfg.RetryAttempts,
+		base: c.cfg.RetryBase, max: c.cfg.RetryMax, log: c.cfg.Logger}}
+	p.UserAgent.Prepend("novaha/" + version.Version)
+	return p, nil
+}
+
+// fromCache sets the client up from a cached token, if there is a valid one.
+func (c *Client) fromCache() bool {
+	if c.cfg.TokenCacheDir == "" || c.cfg.FreshToken {
+		return false
+	}
+	t, ok := loadToken(c.cfg.TokenCacheDir, cacheKey(c.ao, c.eo), c.cfg.Clock.Now())
+	if !ok {
+		return false
+	}
+	max, err := ParseMicroversion(t.MaxMicroversion)
+	if err != nil || !max.AtLeast(MicroversionForcedDown) {
+		return false
+	}
+	c.provider.SetToken(t.Token)
+	c.compute = &gophercloud.ServiceClient{ProviderClient: c.provider, Endpoint: t.ComputeEndpoint, Type: "compute"}
+	c.max = max
+	c.log.Debug("using the cached Keystone token", "expires_at", t.ExpiresAt.Format(time.RFC3339),
+		"endpoint", redactURL(t.ComputeEndpoint), "max_microversion", max.String())
+	return true
+}
+
+// saveToken caches the token of provider; a failure only costs the next run a login.
+func (c *Client) saveToken(p *gophercloud.ProviderClient) {
+	if c.cfg.TokenCacheDir == "" {
+		return
+	}
+	id, expires, ok := tokenOf(p)
+	if !ok {
+		return
+	}
+	t := cachedToken{Token: id, ExpiresAt: expires, ComputeEndpoint: c.compute.Endpoint, MaxMicroversion: c.max.String()}
+	if err := saveToken(c.cfg.TokenCacheDir, cacheKey(c.ao, c.eo), t, c.cfg.Clock.Now()); err != nil {
+		c.log.Debug("could not cache the Keystone token", "error", err.Error())
+	}
+}
+
+// reauthenticate gets a new token when Nova refused the one in use (gophercloud calls
+// it on a 401, then repeats the request once).
+func (c *Client) reauthenticate(ctx context.Context) error {
+	c.log.Debug("Nova refused the token: authenticating again")
+	p, err := c.newProvider()
+	if err != nil {
+		return err
+	}
+	if err := openstack.Authenticate(ctx, p, c.ao); err != nil {
+		return wrapErr("Keystone", "authenticating again", err)
+	}
+	c.provider.CopyTokenFrom(p)
+	if c.compute != nil && c.max != (Microversion{}) {
+		c.saveToken(p)
+	}
+	return nil
 }
 
 func inRegion(r string) string {

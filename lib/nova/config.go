@@ -87,6 +87,13 @@ type Config struct {
 	RetryBase time.Duration
 	RetryMax  time.Duration
 
+	// TokenCacheDir keeps the Keystone token between runs (see tokencache.go): a
+	// directory only this user may enter, on a tmpfs. Empty means no cache.
+	TokenCacheDir string
+	// FreshToken authenticates with Keystone even when a cached token is valid (and
+	// caches the new one): for health checks, which must reach Keystone.
+	FreshToken bool
+
 	// Logger receives debug records (requests, retries, the negotiated microversion),
 	// never secrets; nil discards them.
 	Logger *slog.Logger

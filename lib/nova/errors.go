@@ -96,6 +96,10 @@ func wrapErr(service, op string, err error) error {
 	if errors.As(err, &already) || errors.Is(err, ErrNoSuchHost) || errors.Is(err, ErrAmbiguousHost) {
 		return err
 	}
+	var reauth *gophercloud.ErrUnableToReauthenticate
+	if errors.As(err, &reauth) && reauth.ErrReauth != nil {
+		return wrapErr("Keystone", "authenticating again", reauth.ErrReauth)
+	}
 	e := &Error{Service: service, Op: op, err: err}
 	var code gophercloud.ErrUnexpectedResponseCode
 	var uerr *url.Error

@@ -443,3 +443,111 @@ func TestDialChecksTheCABundle(t *testing.T) {
 		t.Errorf("empty CA bundle: %v", err)
 	}
 }
+
+func TestTokenCache(t *testing.T) {
+	srv := novatest.New(t, novatest.Service{Host: "compute1"})
+	dir := filepath.Join(t.TempDir(), "tokens")
+	cfg := testConfig(srv, newClock())
+	cfg.TokenCacheDir = dir
+	count := func() (auth, version int) {
+		for _, r := range srv.Requests() {
+			switch {
+			case r.Path == "/v3/auth/tokens":
+				auth++
+			case r.Path == "/":
+				version++
+			}
+		}
+		return
+	}
+	ctx := context.Background()
+	// The first run logs in and caches the token; the second goes to Nova directly.
+	if _, err := Dial(ctx, cfg); err != nil {
+		t.Fatal(err)
+	}
+	if a, v := count(); a != 1 || v != 1 {
+		t.Fatalf("first run: %d logins, %d version reads", a, v)
+	}
+	fi, err := os.Stat(dir)
+	if err != nil || fi.Mode().Perm() != 0o700 {
+		t.Fatalf("cache directory %v %v", fi.Mode(), err)
+	}
+	files, _ := filepath.Glob(filepath.Join(dir, "*.json"))
+	if len(files) != 1 {
+		t.Fatalf("cache entries %v", files)
+	}
+	if fi, _ := os.Stat(files[0]); fi.Mode().Perm() != 0o600 {
+		t.Errorf("cache entry mode %v", fi.Mode())
+	}
+	c, err := Dial(ctx, cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if a, v := count(); a != 0 || v != 0 {
+		t.Fatalf("second run: %d logins, %d version reads", a, v)
+	}
+	if _, err := c.ComputeServices(ctx); err != nil || c.MaxMicroversion() != (Microversion{2, 93}) {
+		t.Fatalf("with the cached token: %v, %v", err, c.MaxMicroversion())
+	}
+	// A health check logs in all the same.
+	fresh := cfg
+	fresh.FreshToken = true
+	if _, err := Dial(ctx, fresh); err != nil {
+		t.Fatal(err)
+	}
+	if a, _ := count(); a != 1 {
+		t.Errorf("fresh token: %d logins", a)
+	}
+	// Other credentials never use the entry.
+	other := cfg
+	other.Password = "wrong"
+	if _, err := Dial(ctx, other); !errors.Is(err, ErrUnauthorized) {
+		t.Errorf("other password: %v", err)
+	}
+	if a, _ := count(); a != 1 {
+		t.Errorf("a refused login must be tried once, not %d times", a)
+	}
+	// A token Nova refuses (revoked) is replaced, and the request repeated.
+	srv.Lock()
+	srv.Token = "gAAAA-rotated"
+	srv.Unlock()
+	c, err = Dial(ctx, cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := c.ComputeServices(ctx); err != nil {
+		t.Fatalf("after revocation: %v", err)
+	}
+	if a, _ := count(); a != 1 {
+		t.Errorf("after revocation: %d logins", a)
+	}
+	// A cache entry others may read is not trusted.
+	_ = os.Chmod(files[0], 0o644)
+	if _, err := Dial(ctx, cfg); err != nil {
+		t.Fatal(err)
+	}
+	if a, _ := count(); a != 1 {
+		t.Errorf("world-readable entry used: %d logins", a)
+	}
+}
+
+func TestTokenCacheExpiry(t *testing.T) {
+	dir := filepath.Join(t.TempDir(), "tokens")
+	now := time.Now()
+	if err := saveToken(dir, "k", cachedToken{Token: "t", ExpiresAt: now.Add(4 * time.Minute), ComputeEndpoint: "http://n/", MaxMicroversion: "2.93"}, now); err != nil {
+		t.Fatal(err)
+	}
+	if _, ok := loadToken(dir, "k", now); ok {
+		t.Error("a token with less than the margin left was used")
+	}
+	if _, ok := loadToken(dir, "k", now.Add(-2*time.Minute)); !ok {
+		t.Error("a token with more than the margin left was not used")
+	}
+	// Saving another entry prunes the expired ones.
+	if err := saveToken(dir, "k2", cachedToken{Token: "t2", ExpiresAt: now.Add(time.Hour)}, now.Add(5*time.Minute)); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := os.Stat(filepath.Join(dir, "k.json")); !os.IsNotExist(err) {
+		t.Errorf("expired entry kept: %v", err)
+	}
+}

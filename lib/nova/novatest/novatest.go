@@ -25,7 +25,7 @@ const (
 	Project       = "admin"
 	AppCredID     = "0123456789abcdef"
 	AppCredSecret = "app-cred-s3cret"
-	Token         = "gAAAA-fake-token"
+	Token         = "gAAAA-fake-token" // the default token
 )
 
 // Service is one compute service record of the fake Nova.
@@ -83,14 +83,17 @@ type Server struct {
 	MaxMicroversion string
 	// NoInternalEndpoint leaves the internal compute endpoint out of the catalog.
 	NoInternalEndpoint bool
-	services           []*Service
-	requests           []Request
-	faults             []*Fault
+	// Token is the token Keystone issues and Nova accepts (default Token); changing
+	// it revokes the old one.
+	Token    string
+	services []*Service
+	requests []Request
+	faults   []*Fault
 }
 
 // New starts a fake with the given services; it stops when the test ends.
 func New(t testing.TB, services ...Service) *Server {
-	s := &Server{t: t, MaxMicroversion: "2.93"}
+	s := &Server{t: t, MaxMicroversion: "2.93", Token: Token}
 	for i := range services {
 		sv := services[i]
 		if sv.Binary == "" {
@@ -216,7 +219,7 @@ func (s *Server) serve(w http.ResponseWriter, r *http.Request) {
 	case "/identity":
 		s.keystone(w, r, path, body)
 	case "/compute/v2.1":
-		if path != "/" && req.Token != Token {
+		if path != "/" && req.Token != s.Token {
 			novaError(w, http.StatusUnauthorized, "The request you have made requires authentication.")
 			return
 		}
@@ -283,7 +286,7 @@ func (s *Server) keystone(w http.ResponseWriter, r *http.Request, path string, b
 		if !s.NoInternalEndpoint {
 			eps = append(eps, map[string]any{"interface": "internal", "region": "RegionOne", "region_id": "RegionOne", "url": s.ComputeURL(), "id": "e2"})
 		}
-		w.Header().Set("X-Subject-Token", Token)
+		w.Header().Set("X-Subject-Token", s.Token)
 		writeJSON(w, 201, map[string]any{"token": map[string]any{
 			"expires_at": "2099-01-01T00:00:00.000000Z", "methods": id.Methods,
 			"catalog": []any{map[string]any{"type": "compute", "name": "nova", "id": "c1", "endpoints": eps}},
