@@ -26,6 +26,14 @@ var buildOnce struct {
 	err  error
 }
 
+func TestMain(m *testing.M) {
+	code := m.Run()
+	if buildOnce.path != "" {
+		os.RemoveAll(filepath.Dir(buildOnce.path))
+	}
+	os.Exit(code)
+}
+
 // binary builds fence_libvirt once per test run, as make does (dlopen build).
 func binary(t *testing.T) string {
 	t.Helper()
