@@ -65,7 +65,11 @@ func novaSuite(ctx context.Context, bin string, n int) (suite, error) {
 			pair{title: "off (real Nova)", n: offRuns,
 				ours:   command{label: "fence_nova", argv: []string{ours}, stdin: stdin("off"), codes: []int{0}, before: reset},
 				theirs: compare(command{stdin: stdin("off"), codes: []int{0}, before: reset})},
+			pair{title: "off, token_cache=0 (real Nova)", n: offRuns,
+				ours: command{label: "fence_nova", argv: []string{ours}, stdin: stdin("off") + "token_cache=0\n", codes: []int{0}, before: reset}},
 		)
+		notes = append(notes, "fence_nova keeps its Keystone token between runs (token_cache=1, the default; monitor keeps it "+
+			"fresh under Pacemaker): the warm-up run logs in, the measured ones reuse the token. The token_cache=0 row logs in every run.")
 		stop = func() {
 			if err := sb.restore(context.Background()); err != nil {
 				fmt.Fprintf(os.Stderr, "bench: restoring %s in the sandbox: %v\n", sb.host, err)
