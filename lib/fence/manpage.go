@@ -44,7 +44,7 @@ func (a *Agent) WriteManPage(w io.Writer) error {
 		Short:   a.ShortDesc,
 		Synopsis: []string{
 			a.Name + " [OPTION]...",
-			"printf 'action=status\\nip=...\\n' | " + a.Name,
+			"printf 'action=status\\n" + a.exampleParam() + "=...\\n' | " + a.Name,
 		},
 		Sections: []manpage.Section{
 			{Title: "DESCRIPTION", Paragraphs: []string{oneLine(a.LongDesc),
@@ -103,4 +103,18 @@ func sentence(s string) string {
 		return s
 	}
 	return s + "."
+}
+
+// exampleParam names the parameter the synopsis shows beside the action: the target
+// for agents that take one, else the device address.
+func (a *Agent) exampleParam() string {
+	for _, p := range a.Params {
+		if p.Name == ParamPlug && p.Required {
+			return ParamPlug
+		}
+	}
+	if a.hasParam(ParamIP) || !a.hasParam(ParamPlug) {
+		return ParamIP
+	}
+	return ParamPlug
 }
