@@ -97,3 +97,13 @@ install: build man
 
 clean:
 	rm -rf $(BIN)
+
+# The real Nova control plane for integration tests (test/nova): Debian's OpenStack Zed
+# on 127.0.0.1. Tests that need it run with NOVA_SANDBOX_TESTS=1.
+.PHONY: nova-install nova-start nova-stop
+nova-install:
+	bash test/nova/install.sh
+nova-start: nova-install
+	test/nova/sandbox start
+nova-stop:
+	test/nova/sandbox stop
