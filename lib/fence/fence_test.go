@@ -844,3 +844,12 @@ func TestReassertWhenAlreadyInState(t *testing.T) {
 		t.Fatalf("switched: %+v, reasserts %v", r, dev.reasserts)
 	}
 }
+
+func TestPanicIsAFailureNotOff(t *testing.T) {
+	a := testAgent(nil, newFakeClock())
+	a.Open = func(ctx context.Context, o *Options) (Device, error) { panic("library bug") }
+	r := runAgent(t, a, nil, "ip=h\naction=status\n", nil)
+	if r.code != ExitFailure || !strings.Contains(r.stderr, "internal error") || r.stdout != "" {
+		t.Errorf("%+v", r)
+	}
+}

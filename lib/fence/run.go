@@ -67,8 +67,18 @@ type timing struct {
 	unbounded bool
 }
 
-// Run executes one invocation and returns the exit code.
-func (a *Agent) Run(ctx context.Context, inv Invocation) int {
+// Run executes one invocation and returns the exit code. A panic in an agent or a
+// library is a bug, but it must still end as a failure (exit 1, one line), never as
+// Go's exit 2, which Pacemaker would read as "Status: OFF".
+func (a *Agent) Run(ctx context.Context, inv Invocation) (code int) {
+	defer func() {
+		if v := recover(); v != nil {
+			if inv.Stderr != nil {
+				fmt.Fprintf(inv.Stderr, "Failed: internal error in %s (please report it): %v\n", a.Name, v)
+			}
+			code = ExitFailure
+		}
+	}()
 	if inv.Getenv == nil {
 		inv.Getenv = func(string) string { return "" }
 	}
