@@ -221,6 +221,29 @@ func TestAmbiguousHostIsRefused(t *testing.T) {
 	}
 }
 
+// The domain option never moves an FQDN into its domain, and two rules finding two
+// hosts is an ambiguity: in both cases nothing is forced down.
+func TestDomainNeverFencesAnotherHost(t *testing.T) {
+	h := newHarness(t, novatest.Service{Host: "compute-1.example.com", Alive: true})
+	r := h.run(t, "action=off\nplug=compute-1.other.com\ndomain=example.com")
+	if r.code != 1 || !strings.Contains(r.stderr, `no nova-compute service on "compute-1.other.com"`) {
+		t.Errorf("FQDN in another domain: %+v", r)
+	}
+	if h.srv.Service("compute-1.example.com").ForcedDown {
+		t.Error("compute-1.example.com forced down for compute-1.other.com")
+	}
+	h = newHarness(t, novatest.Service{Host: "compute-1", Alive: true}, novatest.Service{Host: "compute-1.example.com", Alive: true})
+	r = h.run(t, "action=off\nplug=compute-1\ndomain=example.com")
+	if r.code != 1 || !strings.Contains(r.stderr, "compute-1, compute-1.example.com") {
+		t.Errorf("exact name and domain rule disagree: %+v", r)
+	}
+	for _, host := range []string{"compute-1", "compute-1.example.com"} {
+		if h.srv.Service(host).ForcedDown {
+			t.Errorf("%s forced down", host)
+		}
+	}
+}
+
 func TestStatus(t *testing.T) {
 	cases := []struct {
 		name string

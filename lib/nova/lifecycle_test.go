@@ -102,6 +102,12 @@ func TestMatchHost(t *testing.T) {
 		{"db-1", "", "", ErrAmbiguousHost},
 		{"compute-9", "", "", ErrNoSuchHost},
 		{"", "", "", ErrNoSuchHost},
+		// The domain rule applies to short names only: an FQDN in another domain is
+		// not moved into this one (it used to force down compute-1.example.com).
+		{"compute-1.other.com", "example.com", "", ErrNoSuchHost},
+		{"compute-1.lab.example.com", "example.com", "", ErrNoSuchHost},
+		{"compute-1.example.com", "example.com", "compute-1.example.com", nil},
+		{"compute-3.example.com", "example.com", "compute-3", nil},
 	}
 	for _, tc := range cases {
 		got, err := MatchHost(tc.name, tc.domain, hosts)
@@ -112,6 +118,31 @@ func TestMatchHost(t *testing.T) {
 	_, err := MatchHost("compute-2", "", hosts)
 	if !strings.Contains(err.Error(), "compute-2.example.com, compute-2.other.org") || !strings.Contains(err.Error(), "domain option") {
 		t.Errorf("ambiguity error does not name the candidates and the way out: %v", err)
+	}
+}
+
+// Candidates are pooled over every rule: when two rules each find a different host,
+// the name is ambiguous (the earlier rule used to win silently).
+func TestMatchHostAcrossRules(t *testing.T) {
+	cases := []struct {
+		name, domain string
+		hosts        []string
+		cands        string
+	}{
+		{"compute-1", "example.com", []string{"compute-1", "compute-1.example.com"}, "compute-1, compute-1.example.com"},
+		{"compute-1", "", []string{"compute-1", "compute-1.example.com"}, "compute-1, compute-1.example.com"},
+		{"compute-1.example.com", "", []string{"compute-1", "COMPUTE-1.EXAMPLE.COM"}, "COMPUTE-1.EXAMPLE.COM, compute-1"},
+		{"compute-1", "", []string{"compute-1", "Compute-1"}, "Compute-1, compute-1"},
+	}
+	for _, tc := range cases {
+		got, err := MatchHost(tc.name, tc.domain, tc.hosts)
+		if !errors.Is(err, ErrAmbiguousHost) || !strings.Contains(err.Error(), tc.cands) {
+			t.Errorf("MatchHost(%q, %q, %v) = %q, %v; want ambiguous between %s", tc.name, tc.domain, tc.hosts, got, err, tc.cands)
+		}
+	}
+	// One host found by several rules is one candidate.
+	if got, err := MatchHost("compute-1", "example.com", []string{"compute-1.example.com", "compute-2"}); err != nil || got != "compute-1.example.com" {
+		t.Errorf("one host through two rules: %q, %v", got, err)
 	}
 }
 
