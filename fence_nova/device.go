@@ -105,9 +105,18 @@ func (d *device) SetPower(ctx context.Context, plug string, on bool) error {
 	return d.fence(ctx, plug, s)
 }
 
-// fence records the host as fenced in Nova, then tells the stock NovaEvacuate.
+// fence records the host as fenced in Nova and tells the stock NovaEvacuate: once the
+// host is forced down, and before its marker is written, it sets evacuate=yes, and
+// fails if it cannot. The stock controller relies on that attribute, and writing it
+// first overwrites an evacuate=no left from an earlier cycle, which on must never take
+// for this cycle's end; the marker records that it was written (evacuate=yes in it).
 func (d *device) fence(ctx context.Context, plug string, s nova.Service) error {
-	got, err := nova.Fence(ctx, d.api, s, d.now())
+	told := false
+	got, err := nova.FenceWith(ctx, d.api, s, d.now(), nova.FenceOptions{BeforeMark: func(ctx context.Context) (bool, error) {
+		ok, err := d.markForEvacuation(ctx, plug)
+		told = ok
+		return ok, err
+	}})
 	if err != nil {
 		return err
 	}
@@ -116,19 +125,26 @@ func (d *device) fence(ctx context.Context, plug string, s nova.Service) error {
 	}
 	switch nova.StateOf(got) {
 	case nova.StateFenced, nova.StateEvacuating:
-		d.markForEvacuation(ctx, plug)
+		if !told {
+			// Already fenced: set it again, in case attrd lost it.
+			if _, err := d.markForEvacuation(ctx, plug); err != nil {
+				return err
+			}
+		}
 	}
 	return nil
 }
 
-// markForEvacuation sets evacuate=yes for the stock NovaEvacuate. Nova's record is
-// what novaha's own controller reads, so a failure here is a warning, not a failed
-// fence: the host is fenced.
-func (d *device) markForEvacuation(ctx context.Context, plug string) {
-	if err := d.attrd.SetPrivate(ctx, plug, attrEvacuate, "yes"); err != nil {
-		d.log.Warn("could not set the node attribute evacuate=yes (only the stock NovaEvacuate reads it)",
-			"node", plug, "error", err.Error())
+// markForEvacuation sets evacuate=yes for the stock NovaEvacuate. It reports whether
+// it did: outside Pacemaker there is no attribute to set.
+func (d *device) markForEvacuation(ctx context.Context, plug string) (bool, error) {
+	if !d.attrd.Available() {
+		return false, nil
 	}
+	if err := d.attrd.SetPrivate(ctx, plug, attrEvacuate, "yes"); err != nil {
+		return false, fmt.Errorf("could not set the node attribute evacuate=yes, which the stock NovaEvacuate relies on: %w", err)
+	}
+	return true, nil
 }
 
 // notReady makes a lib/nova wait the framework's ErrNotReady, keeping its message.
@@ -156,9 +172,8 @@ func (d *device) elsewhere(plug string) func(ctx context.Context) (nova.Elsewher
 		case errors.Is(err, pacemaker.ErrNoAttribute):
 			return nova.ElsewhereUnknown, nil
 		case err != nil:
-			// Not knowing what the stock controller says must not unfence early.
-			d.log.Warn("could not read the node attribute evacuate", "node", plug, "error", err.Error())
-			return nova.ElsewhereUnknown, nil
+			// Not knowing what the stock controller says must not unfence: Unfence waits.
+			return nova.ElsewhereUnknown, fmt.Errorf("reading the node attribute evacuate: %w", err)
 		case v == "yes":
 			return nova.ElsewhereInProgress, nil
 		case v == "no":

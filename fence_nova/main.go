@@ -62,6 +62,7 @@ type novaClient interface {
 
 // attrd is the part of *pacemaker.Attrd the device uses.
 type attrd interface {
+	Available() bool
 	SetPrivate(ctx context.Context, node, name, value string) error
 	QueryPrivate(ctx context.Context, node, name string) (string, error)
 }

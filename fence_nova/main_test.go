@@ -3,6 +3,7 @@ package main
 import (
 	"bytes"
 	"context"
+	"errors"
 	"fmt"
 	"log/slog"
 	"path/filepath"
@@ -52,24 +53,39 @@ func (c *clock) Sleep(ctx context.Context, d time.Duration) error {
 	return nil
 }
 
-// fakeAttrd records attribute updates and answers queries from a map.
+// fakeAttrd records attribute updates and answers queries from a map. err fails the
+// updates, qerr the queries; outside makes it a host without Pacemaker.
 type fakeAttrd struct {
-	mu     sync.Mutex
-	set    []string
-	values map[string]string
-	err    error
+	mu      sync.Mutex
+	set     []string
+	values  map[string]string
+	err     error
+	qerr    error
+	outside bool
 }
+
+func (a *fakeAttrd) Available() bool { return !a.outside }
 
 func (a *fakeAttrd) SetPrivate(_ context.Context, node, name, value string) error {
 	a.mu.Lock()
 	defer a.mu.Unlock()
 	a.set = append(a.set, fmt.Sprintf("%s %s=%s", node, name, value))
-	return a.err
+	if a.err != nil {
+		return a.err
+	}
+	if a.values == nil {
+		a.values = map[string]string{}
+	}
+	a.values[node+" "+name] = value
+	return nil
 }
 
 func (a *fakeAttrd) QueryPrivate(_ context.Context, node, name string) (string, error) {
 	a.mu.Lock()
 	defer a.mu.Unlock()
+	if a.qerr != nil {
+		return "", a.qerr
+	}
 	if v, ok := a.values[node+" "+name]; ok {
 		return v, nil
 	}
@@ -125,7 +141,8 @@ func TestAgentDeclaration(t *testing.T) {
 }
 
 func TestOff(t *testing.T) {
-	fenced := "novaha:fenced 2026-01-02T03:04:05Z"
+	// The marker records that evacuate=yes was set before it (the fake attrd is there).
+	fenced := "novaha:fenced 2026-01-02T03:04:05Z evacuate=yes"
 	cases := []struct {
 		name   string
 		svc    novatest.Service
@@ -315,7 +332,7 @@ func TestOn(t *testing.T) {
 			stderr: "Nova keeps compute1 forced down until its nova-compute restarts",
 			check:  func(s novatest.Service) bool { return s.ForcedDown }},
 		{name: "fenced, the stock NovaEvacuate says evacuate=no",
-			svc:   novatest.Service{Host: "compute1", ForcedDown: true, Disabled: true, Alive: true, DisabledReason: "novaha:fenced 2026-01-02T03:04:05Z"},
+			svc:   novatest.Service{Host: "compute1", ForcedDown: true, Disabled: true, Alive: true, DisabledReason: "novaha:fenced 2026-01-02T03:04:05Z evacuate=yes"},
 			stdin: "action=on\nplug=compute1", attr: map[string]string{"compute1 evacuate": "no"},
 			stdout: "Success: Powered ON\n", check: func(s novatest.Service) bool { return !s.ForcedDown && !s.Disabled }},
 		{name: "forced down by fence_compute, stock NovaEvacuate still busy",
@@ -343,6 +360,64 @@ func TestOn(t *testing.T) {
 				t.Errorf("the wait is logged more than once:\n%s", r.stderr)
 			}
 		})
+	}
+}
+
+// An evacuate=no left in attrd by an earlier stock NovaEvacuate cycle must never let on
+// lift the force-down of a host that nothing evacuated.
+func TestStaleEvacuateNoNeverUnfences(t *testing.T) {
+	stale := map[string]string{"compute1 evacuate": "no"}
+	on := "action=on\nplug=compute1\npower_timeout=3"
+
+	// off overwrites the stale no before it writes the marker; on then waits.
+	h := newHarness(t, novatest.Service{Host: "compute1"})
+	h.attrd.values = stale
+	if r := h.run(t, "action=off\nplug=compute1"); r.code != 0 {
+		t.Fatalf("off: %+v", r)
+	}
+	if r := h.run(t, on); r.code != 1 || !strings.Contains(r.stderr, "evacuate=yes") || !h.srv.Service("compute1").ForcedDown {
+		t.Errorf("on after off: %+v, record %+v", r, h.srv.Service("compute1"))
+	}
+
+	// off cannot set evacuate=yes: it fails before the marker, whatever Nova accepted.
+	h = newHarness(t, novatest.Service{Host: "compute1"})
+	h.attrd.values = map[string]string{"compute1 evacuate": "no"}
+	h.attrd.err = errors.New("attrd is not answering")
+	r := h.run(t, "action=off\nplug=compute1")
+	if r.code != 1 || !strings.Contains(r.stderr, "could not set the node attribute evacuate=yes") {
+		t.Errorf("off without evacuate=yes: %+v", r)
+	}
+	if rec := h.srv.Service("compute1"); strings.HasPrefix(rec.DisabledReason, nova.MarkerPrefix) {
+		t.Errorf("marked as fenced although the stock controller was not told: %+v", rec)
+	}
+
+	// off outside Pacemaker tells no stock controller, and its marker says so: a no
+	// read later under Pacemaker is stale.
+	h = newHarness(t, novatest.Service{Host: "compute1"})
+	h.attrd.outside = true
+	if r := h.run(t, "action=off\nplug=compute1"); r.code != 0 || len(h.attrd.set) != 0 {
+		t.Fatalf("off outside Pacemaker: %+v, attributes %v", r, h.attrd.set)
+	}
+	h.attrd.outside = false
+	h.attrd.values = map[string]string{"compute1 evacuate": "no"}
+	if r := h.run(t, on); r.code != 1 || !strings.Contains(r.stderr, "evacuate=no is ignored") || !h.srv.Service("compute1").ForcedDown {
+		t.Errorf("on with a stale evacuate=no: %+v, record %+v", r, h.srv.Service("compute1"))
+	}
+}
+
+// Not knowing what the stock controller says makes on wait, never unfence.
+func TestOnWaitsWhenAttrdCannotBeRead(t *testing.T) {
+	h := newHarness(t, novatest.Service{Host: "compute1", ForcedDown: true, Disabled: true, Alive: true})
+	h.attrd.qerr = errors.New("attrd_updater: timed out")
+	r := h.run(t, "action=on\nplug=compute1\npower_timeout=3")
+	if r.code != 1 || !strings.Contains(r.stderr, "Timed out waiting to power ON") || !strings.Contains(r.stderr, "attrd_updater: timed out") {
+		t.Errorf("%+v", r)
+	}
+	if h.clock.sleeps == 0 {
+		t.Error("on did not retry")
+	}
+	if !h.srv.Service("compute1").ForcedDown {
+		t.Error("unfenced without knowing what the stock controller says")
 	}
 }
 
@@ -520,7 +595,7 @@ func TestOffAndOnBeforeMicroversion253(t *testing.T) {
 		"GET /os-services?binary=nova-compute",
 		`PUT /os-services/force-down {"binary":"nova-compute","forced_down":true,"host":"compute1"}`,
 		"GET /os-services?binary=nova-compute&host=compute1",
-		`PUT /os-services/disable-log-reason {"binary":"nova-compute","disabled_reason":"novaha:fenced 2026-01-02T03:04:05Z","host":"compute1"}`,
+		`PUT /os-services/disable-log-reason {"binary":"nova-compute","disabled_reason":"novaha:fenced 2026-01-02T03:04:05Z evacuate=yes","host":"compute1"}`,
 		"GET /os-services?binary=nova-compute&host=compute1",
 		"GET /os-services?binary=nova-compute&host=compute1",
 	}

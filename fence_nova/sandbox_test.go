@@ -98,7 +98,7 @@ func (rn *realNova) update(t *testing.T, u nova.ServiceUpdate) {
 func (rn *realNova) run(t *testing.T, lines ...string) result {
 	t.Helper()
 	e := defaultEnv()
-	e.attrd = func(*slog.Logger) attrd { return &fakeAttrd{} } // no cluster here
+	e.attrd = func(*slog.Logger) attrd { return &fakeAttrd{outside: true} } // no cluster here
 	e.getenv = func(string) string { return "" }
 	stdin := "cloud=novaha-sandbox\nclouds_yaml=" + rn.cloudsFile + "\n" + strings.Join(lines, "\n") + "\n"
 	var out, errb bytes.Buffer

@@ -117,6 +117,22 @@ func ComputeService(ctx context.Context, api ServiceAPI, host string) (Service, 
 // is fenced all the same, its disable kept in the marker. The returned record is Nova's
 // answer to the last change, checked: forced down, disabled, marked.
 func Fence(ctx context.Context, api ServiceAPI, s Service, now time.Time) (Service, error) {
+	return FenceWith(ctx, api, s, now, FenceOptions{})
+}
+
+// FenceOptions adjust FenceWith.
+type FenceOptions struct {
+	// BeforeMark runs once the service is forced down and before the fence marker is
+	// written, only when FenceWith writes one. fence_nova sets evacuate=yes for the
+	// stock NovaEvacuate there, so that no marker exists whose evacuate=no could be a
+	// stale one from an earlier cycle. told is whether the stock controller was told
+	// (recorded in the marker: Marker.StockEvacuate); an error stops the fence before
+	// the marker.
+	BeforeMark func(ctx context.Context) (told bool, err error)
+}
+
+// FenceWith is Fence with options.
+func FenceWith(ctx context.Context, api ServiceAPI, s Service, now time.Time, opts FenceOptions) (Service, error) {
 	_, marked := ParseMarker(s.DisabledReason)
 	if s.ForcedDown && marked && !s.Enabled() {
 		return s, nil
@@ -131,13 +147,18 @@ func Fence(ctx context.Context, api ServiceAPI, s Service, now time.Time) (Servi
 			return s, fmt.Errorf("Nova did not record %s as forced down", s.Host)
 		}
 	}
+	if opts.BeforeMark != nil {
+		if next.StockEvacuate, err = opts.BeforeMark(ctx); err != nil {
+			return s, err
+		}
+	}
 	if s, err = api.UpdateService(ctx, s, ServiceUpdate{Status: "disabled", DisabledReason: next.String()}); err != nil {
 		return s, err
 	}
 	if !s.ForcedDown || s.Enabled() {
 		return s, fmt.Errorf("Nova did not record %s as forced down and disabled (forced_down=%t, status=%s)", s.Host, s.ForcedDown, s.Status)
 	}
-	if m, ok := ParseMarker(s.DisabledReason); !ok || m.Phase != Fenced {
+	if m, ok := ParseMarker(s.DisabledReason); !ok || m.Phase != Fenced || m.StockEvacuate != next.StockEvacuate {
 		return s, fmt.Errorf("Nova did not keep the fence marker of %s (disabled_reason %q)", s.Host, s.DisabledReason)
 	}
 	return s, nil
@@ -165,7 +186,8 @@ const (
 // UnfenceOptions adjust Unfence.
 type UnfenceOptions struct {
 	// Elsewhere reports what another evacuation controller says of the host; nil
-	// means novaha's markers only.
+	// means novaha's markers only. An error makes the host wait: not knowing what the
+	// stock controller says must never unfence.
 	Elsewhere func(ctx context.Context) (Elsewhere, error)
 }
 
@@ -173,24 +195,40 @@ type UnfenceOptions struct {
 // finished (novaha:evacuated) or it was never fenced by novaha. It lifts the force-down
 // and then restores the service's status (see Restore).
 //
+// What the stock NovaEvacuate says counts as follows. evacuate=yes makes any host
+// wait. evacuate=no counts as "evacuated" only for a host waiting for that controller:
+// one fenced by novaha whose marker records that evacuate=yes was set before the
+// marker was written (Marker.StockEvacuate), so that the no came after it; a host
+// forced down without a novaha marker (fence_compute's cycle) needs no evacuate=no to
+// return. A novaha:fenced marker without it (off run outside Pacemaker) and a
+// novaha:evacuating one (novaha's controller is at work) wait for novaha:evacuated: an
+// evacuate=no left from an earlier cycle must not unfence a host nothing evacuated.
+//
 // It returns a *WaitError (wrapping ErrWaiting) while the host must wait: its
-// evacuation is not finished, or Nova refuses to lift the force-down because the
-// host's nova-compute has not restarted yet to clean up the evacuated instances
-// (Nova keeps the evacuations "done" until then). Calling it again later is safe.
+// evacuation is not finished, what the stock controller says cannot be read, or Nova
+// refuses to lift the force-down because the host's nova-compute has not restarted yet
+// to clean up the evacuated instances (Nova keeps the evacuations "done" until then).
+// Calling it again later is safe.
 func Unfence(ctx context.Context, api ServiceAPI, s Service, opts UnfenceOptions) (Service, error) {
 	st := StateOf(s)
+	m, _ := ParseMarker(s.DisabledReason)
 	other := ElsewhereUnknown
 	if opts.Elsewhere != nil && st != StateEvacuated && st != Returning {
 		var err error
 		if other, err = opts.Elsewhere(ctx); err != nil {
-			return s, err
+			return s, &WaitError{fmt.Sprintf("cannot read what the stock NovaEvacuate says of %s (%v); waiting", s.Host, err)}
 		}
 	}
+	stockDone := other == ElsewhereDone && st == StateFenced && m.StockEvacuate
 	switch {
-	case (st == StateFenced || st == StateEvacuating) && other != ElsewhereDone:
-		return s, &WaitError{fmt.Sprintf("the evacuation of %s is not finished (%s)", s.Host, st)}
 	case other == ElsewhereInProgress:
 		return s, &WaitError{fmt.Sprintf("the evacuation of %s is not finished (Pacemaker attribute evacuate=yes)", s.Host)}
+	case (st == StateFenced || st == StateEvacuating) && !stockDone:
+		why := st.String()
+		if other == ElsewhereDone {
+			why += "; evacuate=no is ignored: the marker does not record that the stock NovaEvacuate was told of this fence"
+		}
+		return s, &WaitError{fmt.Sprintf("the evacuation of %s is not finished (%s)", s.Host, why)}
 	}
 	if s.ForcedDown {
 		prev := s
@@ -209,7 +247,7 @@ func Unfence(ctx context.Context, api ServiceAPI, s Service, opts UnfenceOptions
 			s.DisabledReason = prev.DisabledReason
 		}
 	}
-	if st == StateFenced || st == StateEvacuating {
+	if stockDone {
 		// The stock NovaEvacuate finished without writing our marker: record the host
 		// as evacuated, so that it is restored now or, once it reports up, later.
 		m := NextMarker(s, Evacuated, time.Time{})

@@ -20,6 +20,9 @@ func TestMarkers(t *testing.T) {
 	}{
 		{Marker{Phase: Fenced, At: t0}, "novaha:fenced 2026-01-02T03:04:05Z"},
 		{Marker{Phase: Fenced, At: t0.In(time.FixedZone("CET", 3600))}, "novaha:fenced 2026-01-02T03:04:05Z"},
+		{Marker{Phase: Fenced, At: t0, StockEvacuate: true}, "novaha:fenced 2026-01-02T03:04:05Z evacuate=yes"},
+		{Marker{Phase: Fenced, At: t0, StockEvacuate: true, OperatorDisabled: true, OperatorReason: "x"},
+			"novaha:fenced 2026-01-02T03:04:05Z evacuate=yes; was disabled: x"},
 		{Marker{Phase: Evacuating}, "novaha:evacuating"},
 		{Marker{Phase: Evacuated, Moved: 12, Failed: 1}, "novaha:evacuated moved=12 failed=1"},
 		{Marker{Phase: Fenced, At: t0, OperatorDisabled: true, OperatorReason: "replacing DIMM B2"},
@@ -36,7 +39,8 @@ func TestMarkers(t *testing.T) {
 		back, ok := ParseMarker(tc.text)
 		want := tc.m
 		want.At = want.At.UTC()
-		if !ok || back.String() != tc.text || !back.At.Equal(want.At) || back.OperatorReason != want.OperatorReason {
+		if !ok || back.String() != tc.text || !back.At.Equal(want.At) || back.OperatorReason != want.OperatorReason ||
+			back.StockEvacuate != want.StockEvacuate {
 			t.Errorf("%q parses as %+v (%t)", tc.text, back, ok)
 		}
 	}
@@ -260,15 +264,27 @@ func TestUnfence(t *testing.T) {
 		{name: "evacuating: waits", svc: novatest.Service{Host: "compute1", ForcedDown: true, Disabled: true, DisabledReason: "novaha:evacuating"},
 			wait: "not finished (evacuating)", disabled: true, reason: "novaha:evacuating"},
 		{name: "fenced, and the stock NovaEvacuate finished", opts: stock(ElsewhereDone),
-			svc: novatest.Service{Host: "compute1", ForcedDown: true, Disabled: true, Alive: true, DisabledReason: "novaha:fenced 2026-01-02T03:04:05Z"},
+			svc: novatest.Service{Host: "compute1", ForcedDown: true, Disabled: true, Alive: true, DisabledReason: "novaha:fenced 2026-01-02T03:04:05Z evacuate=yes"},
 			reqs: []string{`PUT /os-services/` + id + ` {"forced_down":false}`,
 				`PUT /os-services/` + id + ` {"disabled_reason":"novaha:evacuated source=attrd","status":"disabled"}`,
 				`PUT /os-services/` + id + ` {"status":"enabled"}`}},
 		{name: "fenced, stock NovaEvacuate finished, not up yet: recorded as evacuated", opts: stock(ElsewhereDone),
-			svc: novatest.Service{Host: "compute1", ForcedDown: true, Disabled: true, DisabledReason: "novaha:fenced 2026-01-02T03:04:05Z; was disabled: x"},
+			svc: novatest.Service{Host: "compute1", ForcedDown: true, Disabled: true, DisabledReason: "novaha:fenced 2026-01-02T03:04:05Z evacuate=yes; was disabled: x"},
 			reqs: []string{`PUT /os-services/` + id + ` {"forced_down":false}`,
 				`PUT /os-services/` + id + ` {"disabled_reason":"novaha:evacuated source=attrd; was disabled: x","status":"disabled"}`,
 				`PUT /os-services/` + id + ` {"disabled_reason":"x","status":"disabled"}`}, disabled: true, reason: "x"},
+		// evacuate=no counts only when the marker records that off set evacuate=yes
+		// before it: otherwise it may be left from an earlier cycle.
+		{name: "fenced without evacuate=yes in the marker: a stale evacuate=no is ignored", opts: stock(ElsewhereDone),
+			svc:  novatest.Service{Host: "compute1", ForcedDown: true, Disabled: true, Alive: true, DisabledReason: "novaha:fenced 2026-01-02T03:04:05Z"},
+			wait: "evacuate=no is ignored", disabled: true, reason: "novaha:fenced 2026-01-02T03:04:05Z"},
+		{name: "evacuating: novaha's controller is at work, evacuate=no does not count", opts: stock(ElsewhereDone),
+			svc:  novatest.Service{Host: "compute1", ForcedDown: true, Disabled: true, Alive: true, DisabledReason: "novaha:evacuating"},
+			wait: "not finished (evacuating", disabled: true, reason: "novaha:evacuating"},
+		{name: "the attribute cannot be read: waits, never unfences",
+			opts: UnfenceOptions{Elsewhere: func(context.Context) (Elsewhere, error) { return ElsewhereUnknown, errors.New("attrd down") }},
+			svc:  novatest.Service{Host: "compute1", ForcedDown: true, Disabled: true, Alive: true},
+			wait: "attrd down", disabled: true},
 		{name: "evacuated, service up: lift, then enable",
 			svc: novatest.Service{Host: "compute1", ForcedDown: true, Disabled: true, Alive: true, DisabledReason: evacuated},
 			reqs: []string{`PUT /os-services/` + id + ` {"forced_down":false}`,

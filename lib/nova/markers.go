@@ -13,6 +13,7 @@ import (
 // host lifecycle"). This file is the one place that writes and reads those markers:
 //
 //	novaha:fenced 2026-01-02T03:04:05Z
+//	novaha:fenced 2026-01-02T03:04:05Z evacuate=yes   (the stock NovaEvacuate was told)
 //	novaha:evacuating
 //	novaha:evacuated moved=12 failed=1
 //	novaha:evacuated source=attrd      (the stock NovaEvacuate said so)
@@ -69,6 +70,11 @@ type Marker struct {
 	// Source names who reported an evacuation that novaha did not do ("attrd": the
 	// stock NovaEvacuate, through the Pacemaker attribute); the counts are then unknown.
 	Source string
+	// StockEvacuate records, on a Fenced marker, that fence_nova's off set the
+	// Pacemaker attribute evacuate=yes for the stock NovaEvacuate before writing the
+	// marker: an evacuate=no read later was then written after it, by that controller
+	// (see Unfence). A marker without it never trusts evacuate=no, which may be stale.
+	StockEvacuate bool
 	// OperatorDisabled records that the service was disabled before the fence, by
 	// someone else than novaha; OperatorReason is that disable's reason ("" if none).
 	OperatorDisabled bool
@@ -89,6 +95,9 @@ func (m Marker) String() string {
 		fmt.Fprintf(&b, " source=%s", m.Source)
 	case m.Phase == Evacuated:
 		fmt.Fprintf(&b, " moved=%d failed=%d", m.Moved, m.Failed)
+	}
+	if m.StockEvacuate {
+		b.WriteString(" evacuate=yes")
 	}
 	if m.OperatorDisabled {
 		b.WriteString(wasDisabled)
@@ -152,6 +161,8 @@ func ParseMarker(reason string) (m Marker, ok bool) {
 			m.Failed, _ = strconv.Atoi(v)
 		case k == "source":
 			m.Source = v
+		case k == "evacuate":
+			m.StockEvacuate = v == "yes"
 		}
 		// Unknown fields are left for later versions.
 	}

@@ -75,6 +75,10 @@ func (a *Attrd) tool() string {
 	return ""
 }
 
+// Available reports whether node attributes can be used here: under Pacemaker, with
+// attrd_updater installed. Where they cannot, SetPrivate does nothing and succeeds.
+func (a *Attrd) Available() bool { return a.tool() != "" }
+
 func (a *Attrd) run(ctx context.Context, path string, args ...string) ([]byte, error) {
 	ctx, cancel := context.WithTimeout(ctx, maxToolTime)
 	defer cancel()

@@ -110,3 +110,14 @@ func TestToolFailureIsReported(t *testing.T) {
 		t.Errorf("error %v", err)
 	}
 }
+
+// fence_nova records in Nova whether it told the stock NovaEvacuate: Available must
+// say whether SetPrivate really writes.
+func TestAvailable(t *testing.T) {
+	if (&Attrd{Getenv: env(nil), Path: "/bin/true"}).Available() {
+		t.Error("available outside Pacemaker")
+	}
+	if !(&Attrd{Getenv: env(fenced), Path: "/bin/true"}).Available() {
+		t.Error("not available under Pacemaker")
+	}
+}
