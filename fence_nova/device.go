@@ -196,7 +196,8 @@ func (d *device) reportReturn(s nova.Service) {
 // Reassert completes a host's record when it already reads in the wanted state: off
 // gives a forced-down host its disable and marker (an interrupted run, or a host forced
 // down by fence_compute or by hand) and sets evacuate=yes again while its evacuation
-// is pending; on enables a returning host once its service reports up.
+// is pending; on enables a returning host once its service reports up, and completes
+// the return of a host whose force-down was lifted before it was recorded as evacuated.
 func (d *device) Reassert(ctx context.Context, plug string, on bool) error {
 	s, err := d.current(ctx, plug)
 	if err != nil {
@@ -213,8 +214,19 @@ func (d *device) Reassert(ctx context.Context, plug string, on bool) error {
 		}
 		d.reportReturn(got)
 	case nova.StateFenced, nova.StateEvacuating:
-		d.log.Warn("the force-down was lifted while the evacuation is not finished; the host stays disabled", "host", s.Host,
-			"disabled_reason", s.DisabledReason)
+		// The force-down was lifted (by hand, or by an on interrupted before it wrote
+		// the evacuated marker): complete the return if the evacuation is known to be
+		// finished, else leave the host disabled with its marker.
+		got, err := nova.Unfence(ctx, d.api, s, nova.UnfenceOptions{Elsewhere: d.elsewhere(plug)})
+		if errors.Is(err, nova.ErrWaiting) {
+			d.log.Warn("the force-down was lifted while the evacuation is not finished; the host stays disabled", "host", s.Host,
+				"disabled_reason", s.DisabledReason, "reason", err.Error())
+			return nil
+		}
+		if err != nil {
+			return err
+		}
+		d.reportReturn(got)
 	}
 	return nil
 }

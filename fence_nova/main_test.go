@@ -405,6 +405,26 @@ func TestStaleEvacuateNoNeverUnfences(t *testing.T) {
 	}
 }
 
+// A host whose force-down was lifted before it was recorded as evacuated (by an on
+// interrupted there, or by hand): a re-run of on completes its return when the stock
+// controller is known to be done, instead of saying "Already ON".
+func TestOnCompletesAHalfDoneReturn(t *testing.T) {
+	h := newHarness(t, novatest.Service{Host: "compute1", Disabled: true, Alive: true, DisabledReason: "novaha:fenced 2026-01-02T03:04:05Z evacuate=yes"})
+	h.attrd.values = map[string]string{"compute1 evacuate": "no"}
+	r := h.run(t, "action=on\nplug=compute1")
+	if rec := h.srv.Service("compute1"); r.code != 0 || rec.ForcedDown || rec.Disabled || rec.DisabledReason != "" {
+		t.Errorf("on: %+v, record %+v", r, rec)
+	}
+	// Not known to be done: the host stays disabled with its marker.
+	h = newHarness(t, novatest.Service{Host: "compute1", Disabled: true, Alive: true, DisabledReason: "novaha:fenced 2026-01-02T03:04:05Z evacuate=yes"})
+	h.attrd.values = map[string]string{"compute1 evacuate": "yes"}
+	r = h.run(t, "action=on\nplug=compute1")
+	if rec := h.srv.Service("compute1"); r.code != 0 || !rec.Disabled || !strings.HasPrefix(rec.DisabledReason, "novaha:fenced") ||
+		!strings.Contains(r.stderr, "the evacuation is not finished") {
+		t.Errorf("on while the evacuation runs: %+v, record %+v", r, rec)
+	}
+}
+
 // Not knowing what the stock controller says makes on wait, never unfence.
 func TestOnWaitsWhenAttrdCannotBeRead(t *testing.T) {
 	h := newHarness(t, novatest.Service{Host: "compute1", ForcedDown: true, Disabled: true, Alive: true})

@@ -230,6 +230,21 @@ func Unfence(ctx context.Context, api ServiceAPI, s Service, opts UnfenceOptions
 		}
 		return s, &WaitError{fmt.Sprintf("the evacuation of %s is not finished (%s)", s.Host, why)}
 	}
+	if stockDone {
+		// The stock NovaEvacuate finished without writing our marker: record the host
+		// as evacuated while it is still forced down, then lift. Interrupted in
+		// between, the host reads evacuated and forced down, and the next on lifts it.
+		m := NextMarker(s, Evacuated, time.Time{})
+		m.Source = "attrd"
+		got, err := api.UpdateService(ctx, s, ServiceUpdate{Status: "disabled", DisabledReason: m.String()})
+		if err != nil {
+			return s, err
+		}
+		if gm, ok := ParseMarker(got.DisabledReason); !ok || gm.Phase != Evacuated {
+			return got, fmt.Errorf("Nova did not keep the evacuated marker of %s (disabled_reason %q)", s.Host, got.DisabledReason)
+		}
+		s = got
+	}
 	if s.ForcedDown {
 		prev := s
 		got, err := api.UpdateService(ctx, s, ServiceUpdate{ForcedDown: LiftForceDown})
@@ -246,17 +261,6 @@ func Unfence(ctx context.Context, api ServiceAPI, s Service, opts UnfenceOptions
 		if s.DisabledReason == "" {
 			s.DisabledReason = prev.DisabledReason
 		}
-	}
-	if stockDone {
-		// The stock NovaEvacuate finished without writing our marker: record the host
-		// as evacuated, so that it is restored now or, once it reports up, later.
-		m := NextMarker(s, Evacuated, time.Time{})
-		m.Source = "attrd"
-		got, err := api.UpdateService(ctx, s, ServiceUpdate{Status: "disabled", DisabledReason: m.String()})
-		if err != nil {
-			return s, err
-		}
-		s = got
 	}
 	return Restore(ctx, api, s)
 }

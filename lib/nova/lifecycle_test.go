@@ -265,13 +265,13 @@ func TestUnfence(t *testing.T) {
 			wait: "not finished (evacuating)", disabled: true, reason: "novaha:evacuating"},
 		{name: "fenced, and the stock NovaEvacuate finished", opts: stock(ElsewhereDone),
 			svc: novatest.Service{Host: "compute1", ForcedDown: true, Disabled: true, Alive: true, DisabledReason: "novaha:fenced 2026-01-02T03:04:05Z evacuate=yes"},
-			reqs: []string{`PUT /os-services/` + id + ` {"forced_down":false}`,
-				`PUT /os-services/` + id + ` {"disabled_reason":"novaha:evacuated source=attrd","status":"disabled"}`,
+			reqs: []string{`PUT /os-services/` + id + ` {"disabled_reason":"novaha:evacuated source=attrd","status":"disabled"}`,
+				`PUT /os-services/` + id + ` {"forced_down":false}`,
 				`PUT /os-services/` + id + ` {"status":"enabled"}`}},
 		{name: "fenced, stock NovaEvacuate finished, not up yet: recorded as evacuated", opts: stock(ElsewhereDone),
 			svc: novatest.Service{Host: "compute1", ForcedDown: true, Disabled: true, DisabledReason: "novaha:fenced 2026-01-02T03:04:05Z evacuate=yes; was disabled: x"},
-			reqs: []string{`PUT /os-services/` + id + ` {"forced_down":false}`,
-				`PUT /os-services/` + id + ` {"disabled_reason":"novaha:evacuated source=attrd; was disabled: x","status":"disabled"}`,
+			reqs: []string{`PUT /os-services/` + id + ` {"disabled_reason":"novaha:evacuated source=attrd; was disabled: x","status":"disabled"}`,
+				`PUT /os-services/` + id + ` {"forced_down":false}`,
 				`PUT /os-services/` + id + ` {"disabled_reason":"x","status":"disabled"}`}, disabled: true, reason: "x"},
 		// evacuate=no counts only when the marker records that off set evacuate=yes
 		// before it: otherwise it may be left from an earlier cycle.
@@ -351,5 +351,55 @@ func TestFindComputeService(t *testing.T) {
 	}
 	if _, err := FindComputeService(context.Background(), c, "compute-3", ""); !errors.Is(err, ErrNoSuchHost) {
 		t.Errorf("unknown: %v", err)
+	}
+}
+
+// crashAPI keeps one service record and fails its n-th update (1-based), as a run
+// killed at that point would leave it.
+type crashAPI struct {
+	s           Service
+	n, crashAtN int
+}
+
+func (a *crashAPI) ListServices(context.Context, ListServicesOpts) ([]Service, error) {
+	return []Service{a.s}, nil
+}
+
+func (a *crashAPI) UpdateService(_ context.Context, _ Service, u ServiceUpdate) (Service, error) {
+	a.n++
+	if a.n == a.crashAtN {
+		return Service{}, errors.New("killed")
+	}
+	if u.ForcedDown != nil {
+		a.s.ForcedDown = *u.ForcedDown
+	}
+	switch u.Status {
+	case "enabled":
+		a.s.Status, a.s.DisabledReason = "enabled", ""
+	case "disabled":
+		a.s.Status, a.s.DisabledReason = "disabled", u.DisabledReason
+	}
+	return a.s, nil
+}
+
+// On the stock controller's path, on is crash-safe: interrupted after any update, the
+// host is never left unfenced with a marker that says its evacuation is pending, and
+// the next on completes the return.
+func TestUnfenceStockPathIsCrashSafe(t *testing.T) {
+	done := stock(ElsewhereDone)
+	for crash := 1; crash <= 3; crash++ {
+		a := &crashAPI{s: Service{ID: "x", Host: "c1", Binary: BinaryCompute, Status: "disabled", State: "up", ForcedDown: true,
+			DisabledReason: "novaha:fenced 2026-01-02T03:04:05Z evacuate=yes"}, crashAtN: crash}
+		if _, err := Unfence(context.Background(), a, a.s, done); err == nil {
+			t.Fatalf("crash at update %d: no error", crash)
+		}
+		if st := StateOf(a.s); !a.s.ForcedDown && (st == StateFenced || st == StateEvacuating) {
+			t.Errorf("crash at update %d left the force-down lifted with the evacuation pending: %+v", crash, a.s)
+		}
+		a.crashAtN = 0
+		got, err := Unfence(context.Background(), a, a.s, done)
+		if err != nil || got.ForcedDown || got.Status != "enabled" || got.DisabledReason != "" {
+			t.Errorf("crash at update %d, then on again: %+v, %v", crash, got, err)
+		}
 	}
 }
