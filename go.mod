@@ -6,6 +6,7 @@ require (
 	github.com/bougou/go-ipmi v0.9.1
 	github.com/gophercloud/gophercloud/v2 v2.15.0
 	github.com/spf13/pflag v1.0.10
+	gopkg.in/yaml.v2 v2.4.0
 	libvirt.org/go/libvirt v1.9000.0
 )
 
@@ -26,5 +27,4 @@ require (
 	golang.org/x/net v0.43.0 // indirect
 	golang.org/x/sys v0.47.0 // indirect
 	golang.org/x/term v0.34.0 // indirect
-	gopkg.in/yaml.v2 v2.4.0 // indirect
 )

@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"os"
 	"path/filepath"
 	"strings"
 	"sync"
@@ -659,5 +660,20 @@ func TestTokenCacheAcrossRuns(t *testing.T) {
 		if n := logins(); n != tc.logins {
 			t.Errorf("run %d (%q): %d logins, want %d", i, tc.stdin, n, tc.logins)
 		}
+	}
+}
+
+// A clouds.yaml entry without auth made gophercloud panic: a stack trace and exit 2,
+// which Pacemaker reads as "OFF" for status. It is one error line and exit 1.
+func TestCloudsYAMLWithoutAuthIsAnError(t *testing.T) {
+	h := newHarness(t, novatest.Service{Host: "compute1", Alive: true})
+	path := filepath.Join(t.TempDir(), "clouds.yaml")
+	if err := os.WriteFile(path, []byte("clouds:\n  prod:\n    region_name: RegionOne\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	r := h.run(t, "action=status\nplug=compute1\ncloud=prod\nclouds_yaml="+path)
+	if r.code != 1 || r.stdout != "" || !strings.Contains(r.stderr, `cloud "prod" has no auth section`) ||
+		strings.Contains(r.stderr, "panic") || strings.Count(r.stderr, "\n") != 1 {
+		t.Errorf("%+v", r)
 	}
 }

@@ -14,7 +14,6 @@ import (
 	"time"
 
 	"github.com/gophercloud/gophercloud/v2"
-	"github.com/gophercloud/gophercloud/v2/openstack/config/clouds"
 )
 
 // Defaults of Config.
@@ -181,15 +180,9 @@ func (c Config) options() (gophercloud.AuthOptions, gophercloud.EndpointOpts, *t
 		tlsConf *tls.Config
 	)
 	if cloud := c.cloudName(); cloud != "" {
-		opts := []clouds.ParseOption{clouds.WithCloudName(cloud)}
-		if c.CloudsFile != "" {
-			opts = append(opts, clouds.WithLocations(c.CloudsFile))
-		}
 		var err error
-		ao, eo, tlsConf, err = clouds.Parse(opts...)
-		if err != nil {
-			// clouds.Parse's errors name files and clouds, never secrets.
-			return ao, eo, nil, invalid("clouds.yaml: %v", err)
+		if ao, eo, tlsConf, err = c.parseCloud(cloud); err != nil {
+			return ao, eo, nil, err
 		}
 		if ao.TokenID != "" && ao.Password == "" && ao.ApplicationCredentialSecret == "" {
 			return ao, eo, nil, invalid("clouds.yaml entry %q uses a token: a fence agent needs a password or an application credential", cloud)

@@ -2,6 +2,7 @@ package nova
 
 import (
 	"context"
+	"crypto/tls"
 	"errors"
 	"fmt"
 	"net/http"
@@ -13,6 +14,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/gophercloud/gophercloud/v2"
+	"github.com/gophercloud/gophercloud/v2/openstack/config/clouds"
 	"github.com/novaha/novaha/lib/nova/novatest"
 )
 
@@ -549,5 +552,64 @@ func TestTokenCacheExpiry(t *testing.T) {
 	}
 	if _, err := os.Stat(filepath.Join(dir, "k.json")); !os.IsNotExist(err) {
 		t.Errorf("expired entry kept: %v", err)
+	}
+}
+
+// An entry gophercloud's clouds.Parse cannot read (no auth: it panicked) is refused
+// with one line naming the file, never a panic.
+func TestCloudsYAMLEntryIsCheckedBeforeParse(t *testing.T) {
+	srv := novatest.New(t, novatest.Service{Host: "compute1"})
+	cases := []struct {
+		name, clouds, secure, err string
+	}{
+		{"no auth", "clouds:\n  prod:\n    region_name: RegionOne\n", "", `cloud "prod" has no auth section`},
+		{"auth empty", "clouds:\n  prod:\n    auth:\n    region_name: RegionOne\n", "", `cloud "prod" has no auth section`},
+		{"auth not a mapping", "clouds:\n  prod:\n    auth: admin\n", "", "is not a mapping"},
+		{"auth field a list", "clouds:\n  prod:\n    auth:\n      auth_url: [a, b]\n", "", "auth.auth_url must be a single value"},
+		{"entry not a mapping", "clouds:\n  prod: yes\n", "", `the entry "prod" is not a mapping`},
+		{"verify not a boolean", "clouds:\n  prod:\n    verify: sometimes\n    auth:\n      auth_url: http://k/v3\n", "", "verify must be true or false"},
+		{"region a mapping", "clouds:\n  prod:\n    region_name: {a: b}\n    auth:\n      auth_url: http://k/v3\n", "", "region_name must be a single value"},
+		{"no auth in secure.yaml either", "clouds:\n  prod:\n    region_name: RegionOne\n", "clouds:\n  prod:\n    region_name: RegionTwo\n", "no auth section"},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			dir := t.TempDir()
+			if err := os.WriteFile(filepath.Join(dir, "clouds.yaml"), []byte(tc.clouds), 0o600); err != nil {
+				t.Fatal(err)
+			}
+			if tc.secure != "" {
+				if err := os.WriteFile(filepath.Join(dir, "secure.yaml"), []byte(tc.secure), 0o600); err != nil {
+					t.Fatal(err)
+				}
+			}
+			_, err := Dial(context.Background(), Config{Cloud: "prod", CloudsFile: filepath.Join(dir, "clouds.yaml"), Clock: newClock()})
+			if !errors.Is(err, ErrInvalidConfig) || !strings.Contains(err.Error(), tc.err) || strings.Contains(err.Error(), "\n") {
+				t.Errorf("%v; want an invalid configuration, one line, saying %q", err, tc.err)
+			}
+		})
+	}
+	// auth only in secure.yaml is an entry gophercloud reads.
+	dir := t.TempDir()
+	_ = os.WriteFile(filepath.Join(dir, "clouds.yaml"), []byte("clouds:\n  prod:\n    region_name: RegionOne\n"), 0o600)
+	secure := "clouds:\n  prod:\n    auth:\n      auth_url: " + srv.AuthURL() + "\n      username: " + novatest.Username +
+		"\n      password: " + novatest.Password + "\n      project_name: " + novatest.Project + "\n"
+	_ = os.WriteFile(filepath.Join(dir, "secure.yaml"), []byte(secure), 0o600)
+	if _, err := Dial(context.Background(), Config{Cloud: "prod", CloudsFile: filepath.Join(dir, "clouds.yaml"), Clock: newClock()}); err != nil {
+		t.Errorf("auth in secure.yaml only: %v", err)
+	}
+}
+
+// Should clouds.Parse panic on an entry the checks let through, the panic is one line.
+func TestCloudsParsePanicIsAnError(t *testing.T) {
+	saved := parseClouds
+	t.Cleanup(func() { parseClouds = saved })
+	parseClouds = func(...clouds.ParseOption) (gophercloud.AuthOptions, gophercloud.EndpointOpts, *tls.Config, error) {
+		panic("runtime error: invalid memory address or nil pointer dereference")
+	}
+	dir := t.TempDir()
+	_ = os.WriteFile(filepath.Join(dir, "clouds.yaml"), []byte("clouds:\n  prod:\n    auth:\n      auth_url: http://k/v3\n"), 0o600)
+	_, err := Dial(context.Background(), Config{Cloud: "prod", CloudsFile: filepath.Join(dir, "clouds.yaml"), Clock: newClock()})
+	if !errors.Is(err, ErrInvalidConfig) || !strings.Contains(err.Error(), `the entry "prod" could not be read`) {
+		t.Errorf("%v", err)
 	}
 }
