@@ -3,8 +3,11 @@ package nova
 import (
 	"bytes"
 	"crypto/tls"
+	"errors"
 	"os"
 	"path/filepath"
+	"regexp"
+	"strings"
 
 	"github.com/gophercloud/gophercloud/v2"
 	"github.com/gophercloud/gophercloud/v2/openstack/config/clouds"
@@ -200,12 +203,33 @@ func (c Config) parseCloud(cloud string) (ao gophercloud.AuthOptions, eo gopherc
 	}()
 	ao, eo, tlsConf, err = parseClouds(opts...)
 	if err != nil {
-		return ao, eo, nil, invalid("%s: %v", cloudsFile.path, err)
+		path := cloudsFile.path
+		if secureFile != nil && strings.Contains(err.Error(), "secure.yaml") {
+			path = secureFile.path
+		}
+		if isYAMLError(err) {
+			return ao, eo, nil, yamlError(path, err)
+		}
+		return ao, eo, nil, invalid("%s: %s", path, strings.Join(strings.Fields(err.Error()), " "))
 	}
 	return ao, eo, tlsConf, nil
 }
 
-// yamlError is the error for a file that is not valid YAML.
+// yamlLine finds the first line number in a YAML error.
+var yamlLine = regexp.MustCompile(`\bline (\d+)\b`)
+
+// yamlError is the error for a file that YAML cannot decode: the file and the line
+// only, on one line. The YAML library's own message may quote the value it could not
+// decode, over several lines, and the value may be (part of) a password.
 func yamlError(path string, err error) error {
-	return invalid("%s: not valid YAML: %v", path, err)
+	if m := yamlLine.FindStringSubmatch(err.Error()); m != nil {
+		return invalid("%s: invalid YAML or an unexpected value type at line %s", path, m[1])
+	}
+	return invalid("%s: invalid YAML or an unexpected value type", path)
+}
+
+// isYAMLError reports whether err comes from the YAML decoder.
+func isYAMLError(err error) bool {
+	var te *yaml.TypeError
+	return errors.As(err, &te) || strings.Contains(err.Error(), "yaml: ")
 }

@@ -613,3 +613,40 @@ func TestCloudsParsePanicIsAnError(t *testing.T) {
 		t.Errorf("%v", err)
 	}
 }
+
+// A clouds.yaml or secure.yaml that YAML cannot decode is reported by file and line
+// only: the decoder's message quoted the value, over several lines, and a value there
+// may be a password.
+func TestCloudsYAMLErrorsShowNoValue(t *testing.T) {
+	const secret = "hunter2-secret-value"
+	cases := []struct {
+		name, clouds, secure, file, line string
+	}{
+		{"wrong type, quoted by the decoder", "clouds:\n  prod:\n    regions: " + secret + "\n    auth:\n      auth_url: http://k/v3\n", "",
+			"clouds.yaml", "line 3"},
+		{"not a clouds.yaml", "- " + secret + "\n", "", "clouds.yaml", "line 1"},
+		{"unterminated quote", "clouds:\n  prod:\n    auth:\n      password: \"" + secret + "\n      username: x\n", "", "clouds.yaml", "line "},
+		{"in secure.yaml", "clouds:\n  prod:\n    auth:\n      auth_url: http://k/v3\n",
+			"clouds:\n  prod:\n    regions: " + secret + "\n", "secure.yaml", "line 3"},
+		{"secure.yaml syntax", "clouds:\n  prod:\n    auth:\n      auth_url: http://k/v3\n",
+			"clouds:\n  prod:\n    auth:\n      password: " + secret + ": x\n", "secure.yaml", "line 4"},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			dir := t.TempDir()
+			_ = os.WriteFile(filepath.Join(dir, "clouds.yaml"), []byte(tc.clouds), 0o600)
+			if tc.secure != "" {
+				_ = os.WriteFile(filepath.Join(dir, "secure.yaml"), []byte(tc.secure), 0o600)
+			}
+			_, err := Dial(context.Background(), Config{Cloud: "prod", CloudsFile: filepath.Join(dir, "clouds.yaml"), Clock: newClock()})
+			if err == nil {
+				t.Fatal("no error")
+			}
+			msg := err.Error()
+			if strings.Contains(msg, "hunter") || strings.Contains(msg, "\n") || !strings.Contains(msg, filepath.Join(dir, tc.file)) ||
+				!strings.Contains(msg, tc.line) {
+				t.Errorf("%q: want one line naming %s and %s, and no value", msg, tc.file, tc.line)
+			}
+		})
+	}
+}
