@@ -129,7 +129,11 @@ func (c *Client) fromCache() bool {
 	if c.cfg.TokenCacheDir == "" || c.cfg.FreshToken {
 		return false
 	}
-	t, ok := loadToken(c.cfg.TokenCacheDir, cacheKey(c.ao, c.eo), c.cfg.Clock.Now())
+	secret, err := cacheSecret(c.cfg.TokenCacheDir, false)
+	if err != nil {
+		return false
+	}
+	t, ok := loadToken(c.cfg.TokenCacheDir, cacheKey(secret, c.ao, c.eo), c.cfg.Clock.Now())
 	if !ok {
 		return false
 	}
@@ -155,7 +159,12 @@ func (c *Client) saveToken(p *gophercloud.ProviderClient) {
 		return
 	}
 	t := cachedToken{Token: id, ExpiresAt: expires, ComputeEndpoint: c.compute.Endpoint, MaxMicroversion: c.max.String()}
-	if err := saveToken(c.cfg.TokenCacheDir, cacheKey(c.ao, c.eo), t, c.cfg.Clock.Now()); err != nil {
+	secret, err := cacheSecret(c.cfg.TokenCacheDir, true)
+	if err != nil {
+		c.log.Debug("could not cache the Keystone token", "error", err.Error())
+		return
+	}
+	if err := saveToken(c.cfg.TokenCacheDir, cacheKey(secret, c.ao, c.eo), t, c.cfg.Clock.Now()); err != nil {
 		c.log.Debug("could not cache the Keystone token", "error", err.Error())
 	}
 }

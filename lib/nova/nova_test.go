@@ -2,7 +2,9 @@ package nova
 
 import (
 	"context"
+	"crypto/sha256"
 	"crypto/tls"
+	"encoding/hex"
 	"errors"
 	"fmt"
 	"net/http"
@@ -552,6 +554,95 @@ func TestTokenCacheExpiry(t *testing.T) {
 	}
 	if _, err := os.Stat(filepath.Join(dir, "k.json")); !os.IsNotExist(err) {
 		t.Errorf("expired entry kept: %v", err)
+	}
+}
+
+// A killed run leaves its temporary file: the next save removes those older than a
+// minute, and leaves a run in progress alone.
+func TestTokenCachePrunesStaleTempFiles(t *testing.T) {
+	dir := filepath.Join(t.TempDir(), "tokens")
+	now := time.Now()
+	if err := os.MkdirAll(dir, 0o700); err != nil {
+		t.Fatal(err)
+	}
+	stale, fresh := filepath.Join(dir, ".tmp-1234"), filepath.Join(dir, ".tmp-5678")
+	for _, p := range []string{stale, fresh} {
+		if err := os.WriteFile(p, []byte(`{"token":"gAAAA`), 0o600); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := os.Chtimes(stale, now.Add(-2*time.Minute), now.Add(-2*time.Minute)); err != nil {
+		t.Fatal(err)
+	}
+	if err := saveToken(dir, "k", cachedToken{Token: "t", ExpiresAt: now.Add(time.Hour)}, now); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := os.Stat(stale); !os.IsNotExist(err) {
+		t.Errorf("stale temporary file kept: %v", err)
+	}
+	if _, err := os.Stat(fresh); err != nil {
+		t.Errorf("a temporary file being written was removed: %v", err)
+	}
+}
+
+// Entries are named by an HMAC keyed by the cache's own random key, not by an unsalted
+// hash of the password: two caches name the same credentials differently, and a key
+// others may read is not used.
+func TestTokenCacheNamesAreKeyed(t *testing.T) {
+	srv := novatest.New(t, novatest.Service{Host: "compute1"})
+	ctx := context.Background()
+	entry := func(dir string) string {
+		cfg := testConfig(srv, newClock())
+		cfg.TokenCacheDir = dir
+		if _, err := Dial(ctx, cfg); err != nil {
+			t.Fatal(err)
+		}
+		files, _ := filepath.Glob(filepath.Join(dir, "*.json"))
+		if len(files) != 1 {
+			t.Fatalf("entries %v", files)
+		}
+		return filepath.Base(files[0])
+	}
+	dir1, dir2 := filepath.Join(t.TempDir(), "a"), filepath.Join(t.TempDir(), "b")
+	if e1, e2 := entry(dir1), entry(dir2); e1 == e2 {
+		t.Errorf("two caches name the same credentials alike: %s", e1)
+	}
+	key := filepath.Join(dir1, cacheSecretFile)
+	fi, err := os.Stat(key)
+	if err != nil || fi.Mode().Perm() != 0o600 || fi.Size() != cacheSecretSize {
+		t.Fatalf("cache key %v %v", fi, err)
+	}
+	// The old name, a plain SHA-256 over the fields, must not be what is used.
+	c, err := Dial(ctx, testConfig(srv, newClock()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	h := sha256.New()
+	scope := *c.ao.Scope
+	for _, f := range []string{c.ao.IdentityEndpoint, c.ao.Username, c.ao.UserID, c.ao.DomainName, c.ao.DomainID, c.ao.Password,
+		"", "", "", scope.ProjectName, scope.ProjectID, scope.DomainName, scope.DomainID, c.eo.Region, string(c.eo.Availability)} {
+		h.Write([]byte(f))
+		h.Write([]byte{0})
+	}
+	if plain := hex.EncodeToString(h.Sum(nil))[:40] + ".json"; plain == entry(dir1) {
+		t.Error("the entry is named by an unsalted hash of the password")
+	}
+	// A key others may read is refused: the run logs in.
+	_ = os.Chmod(key, 0o644)
+	srv.Requests()
+	cfg := testConfig(srv, newClock())
+	cfg.TokenCacheDir = dir1
+	if _, err := Dial(ctx, cfg); err != nil {
+		t.Fatal(err)
+	}
+	logins := 0
+	for _, r := range srv.Requests() {
+		if r.Path == "/v3/auth/tokens" {
+			logins++
+		}
+	}
+	if logins != 1 {
+		t.Errorf("a world-readable cache key was used: %d logins", logins)
 	}
 }
 
