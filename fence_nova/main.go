@@ -42,6 +42,7 @@ const (
 	paramInstanceFilter  = "instance_filtering"
 	paramNoSharedStorage = "no_shared_storage"
 	paramTokenCache      = "token_cache"
+	paramPlugSeparator   = "plug_separator"
 )
 
 // env is what the agent reaches outside itself; tests replace it.
@@ -148,6 +149,8 @@ parameters, and also clouds.yaml, application credentials and a CA bundle.`,
 				Help: "Accepted for fence_compute compatibility: which instances are evacuated is NovaEvacuate's setting"},
 			{Name: paramNoSharedStorage, Type: fence.Boolean, Default: "0", Ignored: true,
 				Help: "Accepted for fence_compute compatibility: Nova detects shared storage itself"},
+			{Name: paramPlugSeparator, ArgName: "char", Type: fence.String, Default: ",", Ignored: true,
+				Help: "Accepted for fence_compute compatibility: fence_nova takes one compute host per plug"},
 		},
 		Validate: func(o *fence.Options) error { return validate(o, e.getenv) },
 		Open:     func(ctx context.Context, o *fence.Options) (fence.Device, error) { return open(ctx, o, e) },

@@ -544,7 +544,7 @@ func TestFenceComputeParameters(t *testing.T) {
 	// A device definition written for fence_compute, as pcs passes it on stdin.
 	stdin := strings.Join([]string{"action=status", "port=compute1", "project-domain=Default", "user-domain=Default",
 		"endpoint_type=publicURL", "region_name=RegionOne", "insecure=0", "record_only=False", "instance_filtering=True",
-		"no_shared_storage=False", "compute-domain=", "nodename=compute1"}, "\n")
+		"no_shared_storage=False", "compute-domain=", "nodename=compute1", "plug_separator=,"}, "\n")
 	r := h.run(t, stdin)
 	if r.code != 0 || r.stdout != "Status: ON\n" {
 		t.Fatalf("%+v", r)
