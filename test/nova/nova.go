@@ -56,8 +56,9 @@ func ScriptDir() string {
 	return filepath.Dir(file)
 }
 
-// Env reports the running sandbox's clouds.yaml and cloud name; ok is false unless
-// every one of its processes runs (`sandbox status` exits 0). It starts nothing.
+// Env reports the running sandbox's clouds.yaml and cloud name; ok is false unless its
+// control plane runs (`sandbox status` exits 0; compute hosts may be down, as tests kill
+// them). It starts nothing.
 func Env() (cloudsYAML, cloudName string, ok bool) {
 	dir := Dir()
 	cloudsYAML = filepath.Join(dir, "clouds.yaml")
@@ -158,7 +159,13 @@ var (
 )
 
 // StopIfStarted stops the sandbox Require started, unless NOVA_SANDBOX_KEEP=1. Call it
-// from TestMain after m.Run: go test has no per-binary cleanup of its own.
+// from TestMain after m.Run (go test has no per-binary cleanup of its own):
+//
+//	func TestMain(m *testing.M) {
+//		code := m.Run()
+//		nova.StopIfStarted()
+//		os.Exit(code)
+//	}
 func StopIfStarted() {
 	if shared == nil || !shared.Started || os.Getenv("NOVA_SANDBOX_KEEP") == "1" {
 		return
