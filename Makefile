@@ -107,6 +107,7 @@ DIST      := novaha-$(VERSION)
 DISTDIR   := packaging/out
 
 dist:
+	@git diff --quiet HEAD -- || echo "dist: warning: uncommitted changes are not in the tarball (git archive HEAD)"
 	rm -rf $(DISTDIR)/$(DIST) $(DISTDIR)/$(DIST).tar.gz && mkdir -p $(DISTDIR)
 	git archive --format=tar --prefix=$(DIST)/ HEAD | tar -x -C $(DISTDIR)
 	cd $(DISTDIR)/$(DIST) && GOFLAGS=-mod=mod $(GO) mod vendor
