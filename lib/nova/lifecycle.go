@@ -123,7 +123,9 @@ func Fence(ctx context.Context, api ServiceAPI, s Service, now time.Time) (Servi
 // FenceOptions adjust FenceWith.
 type FenceOptions struct {
 	// BeforeMark runs once the service is forced down and before the fence marker is
-	// written, only when FenceWith writes one. fence_nova sets evacuate=yes for the
+	// written, only when FenceWith writes one (or when a fenced host's marker does not
+	// record that the stock controller was told: then, if told, the marker is
+	// rewritten to say so). fence_nova sets evacuate=yes for the
 	// stock NovaEvacuate there, so that no marker exists whose evacuate=no could be a
 	// stale one from an earlier cycle. told is whether the stock controller was told
 	// (recorded in the marker: Marker.StockEvacuate); an error stops the fence before
@@ -133,9 +135,26 @@ type FenceOptions struct {
 
 // FenceWith is Fence with options.
 func FenceWith(ctx context.Context, api ServiceAPI, s Service, now time.Time, opts FenceOptions) (Service, error) {
-	_, marked := ParseMarker(s.DisabledReason)
+	m, marked := ParseMarker(s.DisabledReason)
 	if s.ForcedDown && marked && !s.Enabled() {
-		return s, nil
+		if m.Phase != Fenced || m.StockEvacuate || opts.BeforeMark == nil {
+			return s, nil
+		}
+		// Fenced without telling the stock controller (off run outside Pacemaker):
+		// tell it now, and record that in the marker, its time kept.
+		told, err := opts.BeforeMark(ctx)
+		if err != nil || !told {
+			return s, err
+		}
+		m.StockEvacuate = true
+		got, err := api.UpdateService(ctx, s, ServiceUpdate{Status: "disabled", DisabledReason: m.String()})
+		if err != nil {
+			return s, err
+		}
+		if gm, ok := ParseMarker(got.DisabledReason); !got.ForcedDown || got.Enabled() || !ok || gm.Phase != Fenced || !gm.StockEvacuate {
+			return got, fmt.Errorf("Nova did not keep the fence marker of %s (disabled_reason %q)", s.Host, got.DisabledReason)
+		}
+		return got, nil
 	}
 	next := NextMarker(s, Fenced, now)
 	var err error
