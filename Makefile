@@ -81,8 +81,8 @@ check-man: man
 	if [ -n "$$untracked" ]; then echo "new man pages to commit: $$untracked"; exit 1; fi
 
 bench: build
-	$(GO) test -run '^$$' -bench . -benchmem ./lib/...
-	$(GO) run ./test/bench -bin $(CURDIR)/$(BIN)
+	$(GO) test -tags libvirt_dlopen -run '^$$' -bench . -benchmem ./lib/...
+	$(GO) run -tags libvirt_dlopen ./test/bench -bin $(CURDIR)/$(BIN)
 
 demo: build
 	$(GO) run ./test/demo -bin $(CURDIR)/$(BIN)

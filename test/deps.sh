@@ -12,8 +12,8 @@ pkgs=(
   openipmi ipmitool
   # xmllint for metadata validation against the RelaxNG schema and the OCF DTD
   libxml2-utils
-  # side-by-side timing of whole commands in `make bench`
-  hyperfine
+  # GNU time: the bench reads each agent's own peak RSS from it
+  time
   # syslog socket for the logging tests, procps for pgrep/pkill in test scripts
   procps
   # fence_libvirt: libvirt.so.0 (dlopened); libvirtd with the QEMU driver for a real guest

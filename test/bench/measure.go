@@ -8,6 +8,7 @@ import (
 	"os"
 	"os/exec"
 	"sort"
+	"strconv"
 	"strings"
 	"syscall"
 	"time"
@@ -54,10 +55,30 @@ func (s sample) min() time.Duration {
 	return m
 }
 
+// gnuTime is GNU time (Debian package time). The peak RSS that wait4 reports for a
+// child of this Go program is not the child's own: Go starts children with vfork, and
+// the kernel carries the parent's high-water mark into the child's across exec. So the
+// bench's own size would be counted. GNU time is a small C program that forks
+// normally: what it reports is the command's peak (plus at most its own ~2 MiB, the
+// same for both agents of a pair).
+const gnuTime = "/usr/bin/time"
+
 // measure runs c n times (after one warm-up run) and records wall time and the peak
-// resident set size the kernel reports for the child.
+// resident set size of the command.
 func measure(ctx context.Context, c command, n int) sample {
 	s := sample{label: c.label}
+	rssFile, err := os.CreateTemp("", "novaha-bench-rss")
+	if err != nil {
+		s.failures++
+		s.lastOutput = err.Error()
+		return s
+	}
+	rssFile.Close()
+	defer os.Remove(rssFile.Name())
+	argv := c.argv
+	if _, err := os.Stat(gnuTime); err == nil {
+		argv = append([]string{gnuTime, "-f", "%M", "-o", rssFile.Name()}, c.argv...)
+	}
 	for i := -1; i < n; i++ {
 		if c.before != nil {
 			if err := c.before(ctx); err != nil {
@@ -67,7 +88,7 @@ func measure(ctx context.Context, c command, n int) sample {
 			}
 		}
 		cctx, cancel := context.WithTimeout(ctx, 60*time.Second)
-		cmd := exec.CommandContext(cctx, c.argv[0], c.argv[1:]...)
+		cmd := exec.CommandContext(cctx, argv[0], argv[1:]...)
 		cmd.Stdin = strings.NewReader(c.stdin)
 		cmd.Env = append(os.Environ(), c.env...)
 		var out bytes.Buffer
@@ -96,13 +117,34 @@ func measure(ctx context.Context, c command, n int) sample {
 			continue // warm-up: page cache, Python bytecode
 		}
 		s.runs = append(s.runs, elapsed)
-		if cmd.ProcessState != nil {
+		if kib := readRSS(rssFile.Name()); kib > s.maxRSSKiB {
+			s.maxRSSKiB = kib
+		} else if argv[0] != gnuTime && cmd.ProcessState != nil {
+			// Without GNU time: an upper bound (see gnuTime).
 			if ru, ok := cmd.ProcessState.SysUsage().(*syscall.Rusage); ok && ru.Maxrss > s.maxRSSKiB {
 				s.maxRSSKiB = ru.Maxrss
 			}
 		}
 	}
 	return s
+}
+
+// readRSS reads GNU time's %M (KiB): the last line of its output file, after any
+// "Command exited with non-zero status" line.
+func readRSS(path string) int64 {
+	data, err := os.ReadFile(path)
+	if err != nil {
+		return 0
+	}
+	lines := strings.Fields(strings.TrimSpace(string(data)))
+	if len(lines) == 0 {
+		return 0
+	}
+	n, err := strconv.ParseInt(lines[len(lines)-1], 10, 64)
+	if err != nil {
+		return 0
+	}
+	return n
 }
 
 func ms(d time.Duration) string { return fmt.Sprintf("%.1f ms", float64(d.Microseconds())/1000) }
