@@ -84,7 +84,8 @@ bench: build
 	$(GO) test -tags libvirt_dlopen -run '^$$' -bench . -benchmem ./lib/...
 	$(GO) run -tags libvirt_dlopen ./test/bench -bin $(CURDIR)/$(BIN)
 
-demo: build
+# The demo installs its own dependencies, so that it works on a fresh machine.
+demo: deps build
 	$(GO) run ./test/demo -bin $(CURDIR)/$(BIN)
 
 install: build man
