@@ -7,31 +7,12 @@ import (
 	"regexp"
 	"strings"
 	"time"
+
+	"github.com/novaha/novaha/lib/clock"
 )
 
-// Clock is the passage of time as the verification loops see it; tests replace it.
-type Clock interface {
-	Now() time.Time
-	// Sleep waits d or until ctx ends, whichever is first.
-	Sleep(ctx context.Context, d time.Duration) error
-}
-
-type realClock struct{}
-
-func (realClock) Now() time.Time { return time.Now() }
-func (realClock) Sleep(ctx context.Context, d time.Duration) error {
-	if d <= 0 {
-		return ctx.Err()
-	}
-	t := time.NewTimer(d)
-	defer t.Stop()
-	select {
-	case <-t.C:
-		return nil
-	case <-ctx.Done():
-		return ctx.Err()
-	}
-}
+// Clock is the passage of time as this package's loops see it; tests replace it.
+type Clock = clock.Clock
 
 // execute connects to the device and performs a device action.
 func (r *run) execute(ctx context.Context, action string) int {

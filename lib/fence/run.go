@@ -13,6 +13,7 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/novaha/novaha/lib/clock"
 	"github.com/novaha/novaha/lib/version"
 )
 
@@ -85,9 +86,9 @@ func (a *Agent) Run(ctx context.Context, inv Invocation) (code int) {
 	if inv.Stdin == nil {
 		inv.Stdin = strings.NewReader("")
 	}
-	clock := a.Clock
-	if clock == nil {
-		clock = realClock{}
+	clk := a.Clock
+	if clk == nil {
+		clk = clock.Real{}
 	}
 	o := newOptions(a.allParams())
 	var parseErr error
@@ -123,8 +124,8 @@ func (a *Agent) Run(ctx context.Context, inv Invocation) (code int) {
 		}
 	}
 
-	r := &run{a: a, o: o, out: inv.Stdout, clock: clock}
-	r.log, r.closer = a.openLog(o, inv, clock)
+	r := &run{a: a, o: o, out: inv.Stdout, clock: clk}
+	r.log, r.closer = a.openLog(o, inv, clk)
 	o.log = r.log
 	defer r.closer()
 	for _, w := range o.warnings {
@@ -229,7 +230,7 @@ func timingOf(o *Options, getenv func(string) string) timing {
 
 // openLog builds the logger: stderr (unless quiet; warnings, or everything when
 // verbose), syslog (info and up, or everything when verbose) and the debug file.
-func (a *Agent) openLog(o *Options, inv Invocation, clock Clock) (*slog.Logger, func()) {
+func (a *Agent) openLog(o *Options, inv Invocation, clk Clock) (*slog.Logger, func()) {
 	verbose := o.VerboseLevel() > 0
 	level := slog.LevelWarn
 	sysLevel := slog.LevelInfo
@@ -260,7 +261,7 @@ func (a *Agent) openLog(o *Options, inv Invocation, clock Clock) (*slog.Logger, 
 			closers = append(closers, func() { _ = f.Close() })
 		}
 	}
-	l := newLogger(sinks, clock.Now)
+	l := newLogger(sinks, clk.Now)
 	if fileErr != nil {
 		l.Warn("Unable to open debug file", "error", fileErr.Error())
 	}

@@ -1,7 +1,6 @@
 package nova
 
 import (
-	"context"
 	"crypto/tls"
 	"crypto/x509"
 	"errors"
@@ -14,6 +13,7 @@ import (
 	"time"
 
 	"github.com/gophercloud/gophercloud/v2"
+	"github.com/novaha/novaha/lib/clock"
 )
 
 // Defaults of Config.
@@ -279,7 +279,7 @@ func (c Config) withDefaults() Config {
 		c.Logger = slog.New(slog.DiscardHandler)
 	}
 	if c.Clock == nil {
-		c.Clock = realClock{}
+		c.Clock = clock.Real{}
 	}
 	return c
 }
@@ -314,26 +314,5 @@ func (c Config) LogValue() slog.Value {
 		slog.String("cloud", c.Cloud), slog.Bool("insecure", c.Insecure))
 }
 
-// Clock is the passage of time as the retries and the lifecycle see it.
-type Clock interface {
-	Now() time.Time
-	// Sleep waits d or until ctx ends, whichever is first.
-	Sleep(ctx context.Context, d time.Duration) error
-}
-
-type realClock struct{}
-
-func (realClock) Now() time.Time { return time.Now() }
-func (realClock) Sleep(ctx context.Context, d time.Duration) error {
-	if d <= 0 {
-		return ctx.Err()
-	}
-	t := time.NewTimer(d)
-	defer t.Stop()
-	select {
-	case <-t.C:
-		return nil
-	case <-ctx.Done():
-		return ctx.Err()
-	}
-}
+// Clock is the passage of time as this package's loops see it; tests replace it.
+type Clock = clock.Clock
