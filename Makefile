@@ -1,7 +1,7 @@
 # novaha: Pacemaker fence and OCF agents for OpenStack instance high availability.
 #
 #   make deps         install the Debian packages the tests need (root or sudo)
-#   make test         lint, unit tests, then the conformance suite on the built agents
+#   make test         deps, lint, unit tests, then the conformance suite on the built agents
 #   make demo         show a host failure being recovered (BMC simulator, for now)
 #   make bench        benchmarks, side by side with the Python agents
 #   make install      DESTDIR-aware install of agents and man pages
@@ -61,7 +61,7 @@ conformance: build
 		tee $(BIN)/conformance.log | grep -E '^(=== RUN|--- |PASS|FAIL|ok|\s+conformance_test)' ; \
 		exit $${PIPESTATUS[0]}
 
-test: lint build check-man unit conformance
+test: deps lint build check-man unit conformance
 
 man: build
 	@mkdir -p docs/man
