@@ -11,33 +11,14 @@ import (
 	"sync"
 	"testing"
 	"time"
+
+	"github.com/novaha/novaha/lib/clock/clocktest"
 )
 
 // fakeClock advances only when slept on, so the verification loops run without waiting.
-type fakeClock struct {
-	mu     sync.Mutex
-	now    time.Time
-	sleeps []time.Duration
-}
+type fakeClock = clocktest.Fake
 
-func newFakeClock() *fakeClock { return &fakeClock{now: time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)} }
-
-func (c *fakeClock) Now() time.Time {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	return c.now
-}
-
-func (c *fakeClock) Sleep(ctx context.Context, d time.Duration) error {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	if err := ctx.Err(); err != nil {
-		return err
-	}
-	c.sleeps = append(c.sleeps, d)
-	c.now = c.now.Add(d)
-	return nil
-}
+func newFakeClock() *fakeClock { return clocktest.New(time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)) }
 
 // fakeDevice is a power switch whose behaviour each test scripts.
 type fakeDevice struct {
@@ -461,9 +442,9 @@ func TestDelayOnlyBeforeOffAndReboot(t *testing.T) {
 		clock := newFakeClock()
 		a := testAgent(&fakeDevice{state: On}, clock)
 		runAgent(t, a, nil, "ip=h\ndelay=15\naction="+action, nil)
-		got := len(clock.sleeps) > 0 && clock.sleeps[0] == 15*time.Second
+		got := len(clock.Sleeps()) > 0 && clock.Sleeps()[0] == 15*time.Second
 		if got != wantDelay {
-			t.Errorf("%s: sleeps %v, want delay %v", action, clock.sleeps, wantDelay)
+			t.Errorf("%s: sleeps %v, want delay %v", action, clock.Sleeps(), wantDelay)
 		}
 	}
 }
@@ -476,8 +457,8 @@ func TestPowerWaitAndStatusSleep(t *testing.T) {
 		t.Fatalf("%+v", r)
 	}
 	want := []time.Duration{4 * time.Second, 2 * time.Second, 2 * time.Second}
-	if fmt.Sprint(clock.sleeps) != fmt.Sprint(want) {
-		t.Errorf("sleeps %v, want %v", clock.sleeps, want)
+	if fmt.Sprint(clock.Sleeps()) != fmt.Sprint(want) {
+		t.Errorf("sleeps %v, want %v", clock.Sleeps(), want)
 	}
 }
 
@@ -809,7 +790,7 @@ func TestSetPowerWaitsWhileNotReady(t *testing.T) {
 				t.Errorf("calls %q, want %q", strings.Join(dev.calls, " "), tc.calls)
 			}
 			slept := 0 // power_wait=0 is a sleep of nothing
-			for _, d := range clock.sleeps {
+			for _, d := range clock.Sleeps() {
 				if d > 0 {
 					slept++
 				}

@@ -12,40 +12,19 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
 	"github.com/gophercloud/gophercloud/v2"
 	"github.com/gophercloud/gophercloud/v2/openstack/config/clouds"
+	"github.com/novaha/novaha/lib/clock/clocktest"
 	"github.com/novaha/novaha/lib/nova/novatest"
 )
 
 // fakeClock advances only when slept on.
-type fakeClock struct {
-	mu     sync.Mutex
-	now    time.Time
-	sleeps []time.Duration
-}
+type fakeClock = clocktest.Fake
 
-func newClock() *fakeClock { return &fakeClock{now: time.Date(2026, 1, 2, 3, 4, 5, 0, time.UTC)} }
-
-func (c *fakeClock) Now() time.Time {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	return c.now
-}
-
-func (c *fakeClock) Sleep(ctx context.Context, d time.Duration) error {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	if err := ctx.Err(); err != nil {
-		return err
-	}
-	c.sleeps = append(c.sleeps, d)
-	c.now = c.now.Add(d)
-	return nil
-}
+func newClock() *fakeClock { return clocktest.New(time.Date(2026, 1, 2, 3, 4, 5, 0, time.UTC)) }
 
 func testConfig(srv *novatest.Server, clock Clock) Config {
 	return Config{
@@ -225,7 +204,7 @@ func TestRetries(t *testing.T) {
 		t.Run(tc.name, func(t *testing.T) {
 			srv := novatest.New(t, novatest.Service{Host: "compute1"})
 			// Deadlines are real time: start the fake clock now.
-			clock := &fakeClock{now: time.Now()}
+			clock := clocktest.New(time.Now())
 			cfg := testConfig(srv, clock)
 			cfg.RetryAttempts = tc.attempts
 			c, err := Dial(context.Background(), cfg)
@@ -245,7 +224,7 @@ func TestRetries(t *testing.T) {
 				t.Errorf("error %v, want success %t", err, tc.ok)
 			}
 			var sleeps []string
-			for _, d := range clock.sleeps {
+			for _, d := range clock.Sleeps() {
 				sleeps = append(sleeps, d.String())
 			}
 			if strings.Join(sleeps, " ") != tc.sleeps {
@@ -272,8 +251,8 @@ func TestDroppedConnectionIsRetried(t *testing.T) {
 	if _, err := c.UpdateService(context.Background(), s, ServiceUpdate{ForcedDown: ForceDown}); err != nil {
 		t.Fatal(err)
 	}
-	if len(clock.sleeps) != 1 || !srv.Service("compute1").ForcedDown {
-		t.Errorf("pauses %v, record %+v", clock.sleeps, srv.Service("compute1"))
+	if len(clock.Sleeps()) != 1 || !srv.Service("compute1").ForcedDown {
+		t.Errorf("pauses %v, record %+v", clock.Sleeps(), srv.Service("compute1"))
 	}
 }
 
