@@ -8,41 +8,28 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
+	"github.com/novaha/novaha/test/agenttest"
 	"github.com/novaha/novaha/test/bmcsim"
 )
 
 // These tests run the built agent against OpenIPMI's ipmi_sim, whose chassis control
 // records every power action and really stops and starts a stand-in host process.
 
-var buildOnce struct {
-	sync.Once
-	path string
-	err  error
+var agentBuild = agenttest.Build{Name: "fence_ipmi"}
+
+func TestMain(m *testing.M) {
+	code := m.Run()
+	agentBuild.Remove()
+	os.Exit(code)
 }
 
 // binary builds fence_ipmi once per test run.
 func binary(t *testing.T) string {
 	t.Helper()
-	buildOnce.Do(func() {
-		dir, err := os.MkdirTemp("", "fence_ipmi-test")
-		if err != nil {
-			buildOnce.err = err
-			return
-		}
-		buildOnce.path = filepath.Join(dir, "fence_ipmi")
-		out, err := exec.Command("go", "build", "-o", buildOnce.path, ".").CombinedOutput()
-		if err != nil {
-			buildOnce.err = fmt.Errorf("go build: %v\n%s", err, out)
-		}
-	})
-	if buildOnce.err != nil {
-		t.Fatal(buildOnce.err)
-	}
-	return buildOnce.path
+	return agentBuild.Path(t)
 }
 
 type outcome struct {

@@ -14,45 +14,25 @@ import (
 	"time"
 
 	"github.com/novaha/novaha/lib/virt/virttest"
+	"github.com/novaha/novaha/test/agenttest"
 )
 
 // These tests run the built agent, as Pacemaker does (no arguments, options on stdin),
 // against real libvirt daemons: a private test-driver libvirtd (test+unix, SASL over
 // TCP), the machine's libvirtd with a real QEMU/KVM guest, and the same over SSH.
 
-var buildOnce struct {
-	sync.Once
-	path string
-	err  error
-}
+var agentBuild = agenttest.Build{Name: "fence_libvirt", Tags: []string{"libvirt_dlopen"}}
 
 func TestMain(m *testing.M) {
 	code := m.Run()
-	if buildOnce.path != "" {
-		os.RemoveAll(filepath.Dir(buildOnce.path))
-	}
+	agentBuild.Remove()
 	os.Exit(code)
 }
 
 // binary builds fence_libvirt once per test run, as make does (dlopen build).
 func binary(t *testing.T) string {
 	t.Helper()
-	buildOnce.Do(func() {
-		dir, err := os.MkdirTemp("", "fence_libvirt-test")
-		if err != nil {
-			buildOnce.err = err
-			return
-		}
-		buildOnce.path = filepath.Join(dir, "fence_libvirt")
-		out, err := exec.Command("go", "build", "-tags", "libvirt_dlopen", "-o", buildOnce.path, ".").CombinedOutput()
-		if err != nil {
-			buildOnce.err = fmt.Errorf("go build: %v\n%s", err, out)
-		}
-	})
-	if buildOnce.err != nil {
-		t.Fatal(buildOnce.err)
-	}
-	return buildOnce.path
+	return agentBuild.Path(t)
 }
 
 type outcome struct {
