@@ -8,6 +8,7 @@ import (
 	"net/http"
 	"strconv"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/gophercloud/gophercloud/v2"
@@ -59,6 +60,12 @@ type Client struct {
 	max Microversion
 	// transport's idle connections are closed by Close.
 	transport http.RoundTripper
+
+	// mu guards others: the clients of Placement and Glance, made on first use
+	// (catalog.go), and warned (evacuate.go).
+	mu     sync.Mutex
+	others map[string]*gophercloud.ServiceClient
+	warned bool
 }
 
 // Dial authenticates with Keystone, finds Nova in the service catalog and reads the

@@ -93,6 +93,12 @@ type Config struct {
 	// caches the new one): for health checks, which must reach Keystone.
 	FreshToken bool
 
+	// OnSharedStorage is what evacuate requests tell a Nova older than microversion
+	// 2.14 (before Mitaka), which cannot find out itself whether the instances' disks
+	// are on storage shared with the destination; from 2.14 Nova detects it and this
+	// is not sent. ocf:openstack:NovaEvacuate's no_shared_storage is its opposite.
+	OnSharedStorage bool
+
 	// Logger receives debug records (requests, retries, the negotiated microversion),
 	// never secrets; nil discards them.
 	Logger *slog.Logger

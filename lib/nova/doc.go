@@ -14,7 +14,13 @@
 //     markers (markers.go) and the transitions fence, unfence and restore
 //     (lifecycle.go);
 //   - the mapping of cluster node names onto Nova host names, with domains and
-//     ambiguity errors (hosts.go).
+//     ambiguity errors (hosts.go);
+//   - the calls of the evacuation controller: servers with their flavors' extra
+//     specs (servers.go), evacuation migrations (migrations.go), the evacuate action
+//     with a body per microversion (evacuate.go), free capacity from Placement
+//     (hypervisors.go) and image properties from Glance (images.go), all paginated
+//     where Nova pages (pages.go), Placement and Glance found in the catalog
+//     (catalog.go).
 //
 // Every call takes a context; its deadline bounds the call, retries included.
 package nova

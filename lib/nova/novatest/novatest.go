@@ -3,6 +3,10 @@
 // Nova's rules to their updates (microversion 2.53 and the older per-action calls),
 // records every request exactly (method, path, query, microversion header, body) so
 // that tests can check what was sent, and lets tests inject failures.
+//
+// It also models what evacuation needs (servers.go): servers, their evacuation with
+// Nova's rules per microversion, migration records, hypervisors, Placement's
+// allocation candidates and Glance's images.
 package novatest
 
 import (
@@ -38,6 +42,8 @@ type Service struct {
 	ForcedDown     bool
 	// Alive: the service's heartbeat is recent (its state is "up" unless forced down).
 	Alive bool
+	// VCPUs and RAMMB are the compute node's capacity; 0 means 64 and 131072.
+	VCPUs, RAMMB int
 	// EvacuationsDone: evacuation migrations from the host are "done" but not
 	// cleaned up by a restarted nova-compute; Nova then refuses forced_down=false.
 	EvacuationsDone bool
@@ -52,6 +58,8 @@ type Request struct {
 	OpenStackAPI string // OpenStack-API-Version
 	Token        string // X-Auth-Token
 	Body         string
+	// Service is "identity", "compute", "placement" or "image".
+	Service string
 }
 
 func (r Request) String() string {
@@ -83,17 +91,20 @@ type Server struct {
 	MaxMicroversion string
 	// NoInternalEndpoint leaves the internal compute endpoint out of the catalog.
 	NoInternalEndpoint bool
+	// NoPlacement leaves Placement out of the catalog.
+	NoPlacement bool
 	// Token is the token Keystone issues and Nova accepts (default Token); changing
 	// it revokes the old one.
 	Token    string
 	services []*Service
 	requests []Request
 	faults   []*Fault
+	cloud    // servers.go
 }
 
 // New starts a fake with the given services; it stops when the test ends.
 func New(t testing.TB, services ...Service) *Server {
-	s := &Server{t: t, MaxMicroversion: "2.93", Token: Token}
+	s := &Server{t: t, MaxMicroversion: "2.93", Token: Token, cloud: newCloud()}
 	for i := range services {
 		sv := services[i]
 		if sv.Binary == "" {
@@ -159,7 +170,7 @@ func (s *Server) Requests() []Request {
 func (s *Server) NovaRequests() []string {
 	var out []string
 	for _, r := range s.Requests() {
-		if strings.HasPrefix(r.Path, "/os-") || strings.HasPrefix(r.Path, "/servers") {
+		if r.Service == "compute" && (strings.HasPrefix(r.Path, "/os-") || strings.HasPrefix(r.Path, "/servers") || strings.HasPrefix(r.Path, "/flavors")) {
 			out = append(out, r.String())
 		}
 	}
@@ -187,7 +198,7 @@ func (s *Server) serve(w http.ResponseWriter, r *http.Request) {
 	body, _ := io.ReadAll(r.Body)
 	path := r.URL.Path
 	service := ""
-	for _, p := range []string{"/compute/v2.1", "/identity"} {
+	for _, p := range []string{"/compute/v2.1", "/identity", "/placement", "/image"} {
 		if rest, ok := strings.CutPrefix(path, p); ok {
 			service, path = p, rest
 			break
@@ -198,10 +209,14 @@ func (s *Server) serve(w http.ResponseWriter, r *http.Request) {
 	}
 	req := Request{Method: r.Method, Path: path, Query: r.URL.RawQuery, Body: string(body),
 		Microversion: r.Header.Get("X-OpenStack-Nova-API-Version"), OpenStackAPI: r.Header.Get("OpenStack-API-Version"),
-		Token: r.Header.Get("X-Auth-Token")}
+		Token: r.Header.Get("X-Auth-Token"), Service: strings.TrimPrefix(service, "/")}
+	if req.Service == "compute/v2.1" {
+		req.Service = "compute"
+	}
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	s.requests = append(s.requests, req)
+	s.advance()
 	if f := s.fault(r.Method + " " + path); f != nil {
 		if f.Status == 0 {
 			hj, ok := w.(http.Hijacker)
@@ -224,6 +239,16 @@ func (s *Server) serve(w http.ResponseWriter, r *http.Request) {
 			return
 		}
 		s.nova(w, r, req)
+	case "/placement", "/image":
+		if req.Token != s.Token {
+			writeJSON(w, http.StatusUnauthorized, map[string]any{"error": map[string]any{"code": 401, "message": "unauthorized"}})
+			return
+		}
+		if service == "/placement" {
+			s.placement(w, r, req)
+		} else {
+			s.glance(w, r, req)
+		}
 	default:
 		http.NotFound(w, r)
 	}
@@ -287,9 +312,17 @@ func (s *Server) keystone(w http.ResponseWriter, r *http.Request, path string, b
 			eps = append(eps, map[string]any{"interface": "internal", "region": "RegionOne", "region_id": "RegionOne", "url": s.ComputeURL(), "id": "e2"})
 		}
 		w.Header().Set("X-Subject-Token", s.Token)
+		catalog := []any{map[string]any{"type": "compute", "name": "nova", "id": "c1", "endpoints": eps}}
+		for _, svc := range []struct{ typ, name, url string }{{"placement", "placement", s.URL + "/placement"}, {"image", "glance", s.URL + "/image"}} {
+			if s.NoPlacement && svc.typ == "placement" {
+				continue
+			}
+			catalog = append(catalog, map[string]any{"type": svc.typ, "name": svc.name, "id": svc.name, "endpoints": []any{
+				map[string]any{"interface": "public", "region": "RegionOne", "region_id": "RegionOne", "url": svc.url, "id": svc.name + "1"},
+				map[string]any{"interface": "internal", "region": "RegionOne", "region_id": "RegionOne", "url": svc.url, "id": svc.name + "2"}}})
+		}
 		writeJSON(w, 201, map[string]any{"token": map[string]any{
-			"expires_at": "2099-01-01T00:00:00.000000Z", "methods": id.Methods,
-			"catalog": []any{map[string]any{"type": "compute", "name": "nova", "id": "c1", "endpoints": eps}},
+			"expires_at": "2099-01-01T00:00:00.000000Z", "methods": id.Methods, "catalog": catalog,
 		}})
 	default:
 		http.NotFound(w, r)
@@ -355,6 +388,7 @@ func (s *Server) nova(w http.ResponseWriter, r *http.Request, req Request) {
 		writeJSON(w, 200, map[string]any{"services": out})
 	case r.Method == http.MethodPut && strings.HasPrefix(req.Path, "/os-services/"):
 		s.updateService(w, mv, strings.TrimPrefix(req.Path, "/os-services/"), []byte(req.Body))
+	case s.evacuationAPI(w, r, req, mv):
 	default:
 		novaError(w, http.StatusNotFound, "not found")
 	}
