@@ -4,6 +4,8 @@ go 1.26
 
 require (
 	github.com/bougou/go-ipmi v0.9.1
+	github.com/coreos/go-systemd/v22 v22.7.0
+	github.com/godbus/dbus/v5 v5.2.4
 	github.com/gophercloud/gophercloud/v2 v2.15.0
 	github.com/spf13/pflag v1.0.10
 	gopkg.in/yaml.v2 v2.4.0

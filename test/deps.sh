@@ -23,6 +23,8 @@ pkgs=(
   libvirt0 libvirt-daemon libvirt-daemon-driver-qemu libvirt-daemon-system libvirt-clients qemu-system-x86
   libsasl2-modules sasl2-bin
   openssh-server openssh-client
+  # lib/systemd's tests run a private bus with a fake systemd manager on it
+  dbus-daemon
 )
 
 missing=()

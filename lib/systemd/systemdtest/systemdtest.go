@@ -1,0 +1,226 @@
+// Package systemdtest runs a private dbus-daemon with a fake systemd manager on it, for
+// the tests of lib/systemd and of the agents that use it. The fake knows the units a
+// test declares, runs their start and stop jobs (each job's result can be set, or held
+// back to test deadlines) and answers their LoadState, ActiveState and SubState.
+package systemdtest
+
+import (
+	"bufio"
+	"fmt"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/godbus/dbus/v5"
+)
+
+const (
+	busName     = "org.freedesktop.systemd1"
+	managerPath = dbus.ObjectPath("/org/freedesktop/systemd1")
+	managerIf   = "org.freedesktop.systemd1.Manager"
+	unitPrefix  = "/org/freedesktop/systemd1/unit"
+)
+
+// Systemd is the fake manager on its private bus.
+type Systemd struct {
+	// Address is the private bus's D-Bus address.
+	Address string
+
+	conn  *dbus.Conn
+	mu    sync.Mutex
+	units map[string]*unit
+	jobs  int
+	calls []string
+}
+
+type unit struct {
+	active string
+	// result is the next job's result; "" means "done". hold keeps the job from
+	// finishing at all.
+	result string
+	hold   bool
+}
+
+// Start starts a dbus-daemon on a socket in a temporary directory and the fake on it.
+// The test is skipped, saying why, when dbus-daemon cannot run here.
+func Start(t testing.TB) *Systemd {
+	t.Helper()
+	bin, err := exec.LookPath("dbus-daemon")
+	if err != nil {
+		t.Skip("dbus-daemon is not installed (Debian package dbus-daemon; test/deps.sh installs it): skipping the systemd D-Bus tests")
+	}
+	dir := t.TempDir()
+	addr := "unix:path=" + filepath.Join(dir, "bus")
+	cmd := exec.Command(bin, "--session", "--nofork", "--nopidfile", "--address="+addr, "--print-address=1")
+	out, err := cmd.StdoutPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	// Its stderr only says that an unprivileged fd limit could not be raised.
+	cmd.Stderr = nil
+	if err := cmd.Start(); err != nil {
+		t.Skipf("dbus-daemon cannot run here (%v): skipping the systemd D-Bus tests", err)
+	}
+	t.Cleanup(func() { _ = cmd.Process.Kill(); _ = cmd.Wait() })
+	line := make(chan string, 1)
+	go func() {
+		s, _ := bufio.NewReader(out).ReadString('\n')
+		line <- strings.TrimSpace(s)
+	}()
+	select {
+	case a := <-line:
+		if a == "" {
+			t.Skip("dbus-daemon exited without printing its address: skipping the systemd D-Bus tests")
+		}
+		addr = a
+	case <-time.After(20 * time.Second):
+		t.Skip("dbus-daemon printed no address in 20 s: skipping the systemd D-Bus tests")
+	}
+
+	conn, err := dbus.Dial(addr)
+	if err != nil {
+		t.Fatalf("connecting to the private bus: %v", err)
+	}
+	t.Cleanup(func() { conn.Close() })
+	if err := conn.Auth(nil); err != nil {
+		t.Fatalf("authenticating on the private bus: %v", err)
+	}
+	if err := conn.Hello(); err != nil {
+		t.Fatalf("hello on the private bus: %v", err)
+	}
+	s := &Systemd{Address: addr, conn: conn, units: map[string]*unit{}}
+	if err := conn.Export(manager{s}, managerPath, managerIf); err != nil {
+		t.Fatal(err)
+	}
+	if err := conn.ExportSubtree(properties{s}, unitPrefix, "org.freedesktop.DBus.Properties"); err != nil {
+		t.Fatal(err)
+	}
+	if r, err := conn.RequestName(busName, dbus.NameFlagDoNotQueue); err != nil || r != dbus.RequestNameReplyPrimaryOwner {
+		t.Fatalf("owning %s on the private bus: %v %v", busName, r, err)
+	}
+	return s
+}
+
+// AddUnit declares a unit in ActiveState active ("inactive", "active", "failed").
+func (s *Systemd) AddUnit(name, active string) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.units[name] = &unit{active: active}
+}
+
+// SetResult makes the next job on unit end with result ("failed", "timeout"...);
+// hold makes it never end.
+func (s *Systemd) SetResult(name, result string, hold bool) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.units[name].result, s.units[name].hold = result, hold
+}
+
+// SetActive changes a unit's ActiveState, as its process dying would.
+func (s *Systemd) SetActive(name, active string) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.units[name].active = active
+}
+
+// Active is a unit's ActiveState ("" when unknown).
+func (s *Systemd) Active(name string) string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if u := s.units[name]; u != nil {
+		return u.active
+	}
+	return ""
+}
+
+// Calls lists the manager calls received, "StartUnit name mode".
+func (s *Systemd) Calls() []string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return append([]string(nil), s.calls...)
+}
+
+// escape is systemd's bus path escaping of a unit name.
+func escape(name string) string {
+	var b strings.Builder
+	for i := 0; i < len(name); i++ {
+		c := name[i]
+		if c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || (c >= '0' && c <= '9' && i > 0) {
+			b.WriteByte(c)
+		} else {
+			fmt.Fprintf(&b, "_%02x", c)
+		}
+	}
+	return b.String()
+}
+
+type manager struct{ s *Systemd }
+
+func (m manager) StartUnit(name, mode string) (dbus.ObjectPath, *dbus.Error) {
+	return m.s.job("StartUnit", name, mode, "active")
+}
+
+func (m manager) StopUnit(name, mode string) (dbus.ObjectPath, *dbus.Error) {
+	return m.s.job("StopUnit", name, mode, "inactive")
+}
+
+func (s *Systemd) job(method, name, mode, after string) (dbus.ObjectPath, *dbus.Error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.calls = append(s.calls, method+" "+name+" "+mode)
+	u := s.units[name]
+	if u == nil {
+		return "", &dbus.Error{Name: "org.freedesktop.systemd1.NoSuchUnit", Body: []any{"Unit " + name + " not found."}}
+	}
+	s.jobs++
+	path := dbus.ObjectPath(fmt.Sprintf("/org/freedesktop/systemd1/job/%d", s.jobs))
+	result := u.result
+	if result == "" {
+		result = "done"
+		u.active = after
+	} else if method == "StartUnit" {
+		u.active = "failed"
+	}
+	if !u.hold {
+		id := uint32(s.jobs)
+		// After the reply, as systemd does: the job finishes later.
+		go func() {
+			_ = s.conn.Emit(managerPath, managerIf+".JobRemoved", id, path, name, result)
+		}()
+	}
+	return path, nil
+}
+
+type properties struct{ s *Systemd }
+
+// Get answers org.freedesktop.DBus.Properties.Get on a unit's object.
+func (p properties) Get(msg dbus.Message, iface, prop string) (dbus.Variant, *dbus.Error) {
+	path, _ := msg.Headers[dbus.FieldPath].Value().(dbus.ObjectPath)
+	p.s.mu.Lock()
+	defer p.s.mu.Unlock()
+	var u *unit
+	for name, cand := range p.s.units {
+		if string(path) == unitPrefix+"/"+escape(name) {
+			u = cand
+		}
+	}
+	load, active := "loaded", ""
+	if u == nil {
+		load, active = "not-found", "inactive" // as systemd answers for an unknown unit
+	} else {
+		active = u.active
+	}
+	switch prop {
+	case "LoadState":
+		return dbus.MakeVariant(load), nil
+	case "ActiveState":
+		return dbus.MakeVariant(active), nil
+	case "SubState":
+		sub := map[string]string{"active": "running", "inactive": "dead", "failed": "failed"}[active]
+		return dbus.MakeVariant(sub), nil
+	}
+	return dbus.Variant{}, &dbus.Error{Name: "org.freedesktop.DBus.Error.UnknownProperty", Body: []any{"no property " + prop}}
+}
