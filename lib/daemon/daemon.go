@@ -1,0 +1,225 @@
+// Package daemon runs a long-lived program detached from the agent that starts it, and
+// finds and stops it again from later, separate runs of the agent, through a pid file:
+// the supervision an OCF agent needs when no service manager runs the program (hosts
+// without systemd, containers, test sandboxes).
+//
+// The program runs in its own session (setsid), with stdin on /dev/null and stdout and
+// stderr appended to its own log file, so that it outlives the agent and never writes
+// to the agent's pipes. The pid file is written atomically (a temporary file renamed).
+// A pid is believed only while /proc/<pid>/cmdline is still the program's command line
+// and the process is not a zombie: a stale pid file whose pid the kernel has given to
+// another program is never taken for the daemon, and that program is never signalled.
+package daemon
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"slices"
+	"strconv"
+	"strings"
+	"syscall"
+	"time"
+)
+
+// Spec describes one daemon.
+type Spec struct {
+	// Command is the program, an absolute path or a name looked up in PATH; Args its
+	// arguments (without argv[0]).
+	Command string
+	Args    []string
+	// PidFile is where the pid is kept; LogFile receives stdout and stderr (appended).
+	PidFile, LogFile string
+	// Env is the program's environment; nil means the agent's own.
+	Env []string
+	// ProcRoot is /proc; tests may point it elsewhere.
+	ProcRoot string
+}
+
+func (s Spec) proc() string {
+	if s.ProcRoot == "" {
+		return "/proc"
+	}
+	return s.ProcRoot
+}
+
+// path is Command resolved as exec resolves it.
+func (s Spec) path() (string, error) {
+	p, err := exec.LookPath(s.Command)
+	if err != nil {
+		return "", fmt.Errorf("%s: %w", s.Command, err)
+	}
+	if abs, err := filepath.Abs(p); err == nil {
+		p = abs
+	}
+	return p, nil
+}
+
+// ErrNotFound is wrapped when Command cannot be found or run.
+var ErrNotFound = errors.New("program not found")
+
+// Installed checks that Command can be run.
+func (s Spec) Installed() error {
+	if _, err := s.path(); err != nil {
+		return fmt.Errorf("%w: %w", ErrNotFound, err)
+	}
+	return nil
+}
+
+// Start starts the daemon and writes its pid file; it returns the pid. It does not
+// check whether the daemon already runs: call Running first.
+func Start(s Spec) (int, error) {
+	path, err := s.path()
+	if err != nil {
+		return 0, fmt.Errorf("%w: %w", ErrNotFound, err)
+	}
+	if err := os.MkdirAll(filepath.Dir(s.LogFile), 0o755); err != nil {
+		return 0, fmt.Errorf("log directory: %w", err)
+	}
+	logf, err := os.OpenFile(s.LogFile, os.O_WRONLY|os.O_APPEND|os.O_CREATE, 0o640)
+	if err != nil {
+		return 0, fmt.Errorf("opening the log file: %w", err)
+	}
+	defer logf.Close()
+	cmd := exec.Command(path, s.Args...)
+	cmd.Env = s.Env
+	cmd.Dir = "/"
+	cmd.Stdout, cmd.Stderr = logf, logf // stdin: /dev/null
+	cmd.SysProcAttr = &syscall.SysProcAttr{Setsid: true}
+	if err := cmd.Start(); err != nil {
+		return 0, fmt.Errorf("starting %s: %w", path, err)
+	}
+	pid := cmd.Process.Pid
+	// The agent exits long before the daemon: nothing here waits for it.
+	_ = cmd.Process.Release()
+	if err := writeAtomic(s.PidFile, []byte(strconv.Itoa(pid)+"\n")); err != nil {
+		_ = syscall.Kill(-pid, syscall.SIGKILL)
+		return 0, fmt.Errorf("writing the pid file: %w", err)
+	}
+	return pid, nil
+}
+
+func writeAtomic(name string, data []byte) error {
+	if err := os.MkdirAll(filepath.Dir(name), 0o755); err != nil {
+		return err
+	}
+	tmp, err := os.CreateTemp(filepath.Dir(name), "."+filepath.Base(name)+".*")
+	if err != nil {
+		return err
+	}
+	_, err = tmp.Write(data)
+	if err == nil {
+		err = tmp.Chmod(0o644)
+	}
+	if cerr := tmp.Close(); err == nil {
+		err = cerr
+	}
+	if err == nil {
+		err = os.Rename(tmp.Name(), name)
+	}
+	if err != nil {
+		_ = os.Remove(tmp.Name())
+	}
+	return err
+}
+
+// Running returns the daemon's pid when the pid file names a live process that is the
+// daemon, and 0 otherwise (no pid file, a dead or zombie process, or a pid reused by
+// another program). stale reports a pid file that names no running daemon.
+func Running(s Spec) (pid int, stale bool, err error) {
+	b, err := os.ReadFile(s.PidFile)
+	if errors.Is(err, os.ErrNotExist) {
+		return 0, false, nil
+	}
+	if err != nil {
+		return 0, false, fmt.Errorf("reading the pid file: %w", err)
+	}
+	pid, err = strconv.Atoi(strings.TrimSpace(string(b)))
+	if err != nil || pid <= 0 {
+		return 0, true, nil
+	}
+	if s.is(pid) {
+		return pid, false, nil
+	}
+	return 0, true, nil
+}
+
+// is reports whether pid is a live process running the daemon's command line.
+func (s Spec) is(pid int) bool {
+	dir := filepath.Join(s.proc(), strconv.Itoa(pid))
+	stat, err := os.ReadFile(filepath.Join(dir, "stat"))
+	if err != nil {
+		return false
+	}
+	// pid (comm) state ...: comm may contain spaces and parentheses.
+	if i := bytes.LastIndexByte(stat, ')'); i < 0 || i+2 >= len(stat) || stat[i+2] == 'Z' || stat[i+2] == 'X' {
+		return false
+	}
+	raw, err := os.ReadFile(filepath.Join(dir, "cmdline"))
+	if err != nil {
+		return false
+	}
+	argv := strings.Split(strings.TrimSuffix(string(raw), "\x00"), "\x00")
+	path, err := s.path()
+	if err != nil {
+		return false
+	}
+	return matches(argv, path, s.Args)
+}
+
+// matches reports whether argv runs path with args: path is argv[0], or argv[1] when
+// path is a script run by its interpreter (#!), and args follow it exactly.
+func matches(argv []string, path string, args []string) bool {
+	for i := 0; i < 2 && i < len(argv); i++ {
+		if argv[i] == path && slices.Equal(argv[i+1:], args) {
+			return true
+		}
+	}
+	return false
+}
+
+// Stop stops the daemon: SIGTERM to its process group, SIGKILL once grace has passed
+// (or the context is about to end), then it waits for the process to be gone and
+// removes the pid file. A daemon that is not running is not an error. Stop fails only
+// when the process is still there at ctx's end.
+func Stop(ctx context.Context, s Spec, grace time.Duration) error {
+	pid, stale, err := Running(s)
+	if err != nil {
+		return err
+	}
+	if pid == 0 {
+		if stale {
+			_ = os.Remove(s.PidFile)
+		}
+		return nil
+	}
+	_ = syscall.Kill(-pid, syscall.SIGTERM)
+	_ = syscall.Kill(pid, syscall.SIGTERM) // in case it left its process group
+	killAt := time.Now().Add(grace)
+	if dl, ok := ctx.Deadline(); ok && dl.Add(-time.Second).Before(killAt) {
+		killAt = dl.Add(-time.Second)
+	}
+	killed := false
+	tick := time.NewTicker(50 * time.Millisecond)
+	defer tick.Stop()
+	for s.is(pid) {
+		if !killed && !time.Now().Before(killAt) {
+			_ = syscall.Kill(-pid, syscall.SIGKILL)
+			_ = syscall.Kill(pid, syscall.SIGKILL)
+			killed = true
+		}
+		select {
+		case <-ctx.Done():
+			return fmt.Errorf("process %d is still running after SIGKILL: %w", pid, ctx.Err())
+		case <-tick.C:
+		}
+	}
+	if err := os.Remove(s.PidFile); err != nil && !errors.Is(err, os.ErrNotExist) {
+		return fmt.Errorf("removing the pid file: %w", err)
+	}
+	return nil
+}
