@@ -20,7 +20,7 @@ func TestEvacuatesFencedHost(t *testing.T) {
 	c.fence("c1")
 	// Each destination never has more than PerDestination evacuations in flight.
 	maxLoad := 0
-	c.f.Hook = func(api, phase string) {
+	c.f.Hook = func(api, phase, subject string) {
 		if api != fakenova.APIEvacuate || phase != "after" {
 			return
 		}
@@ -144,7 +144,7 @@ func TestStatusFile(t *testing.T) {
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
 	rounds := 0
-	c.f.Hook = func(api, phase string) {
+	c.f.Hook = func(api, phase, subject string) {
 		if api == fakenova.APIListServices && phase == "before" {
 			rounds++
 			if rounds == 4 {

@@ -45,9 +45,10 @@ type Nova struct {
 	// RebuildTime is how long a destination takes per instance (DefaultRebuildTime).
 	RebuildTime time.Duration
 	// Hook, when set, is called on every call before ("before") and after ("after")
-	// Nova acts, without the lock held. The crash tests cancel the caller's context
-	// there: the call then fails, having acted or not.
-	Hook func(api, phase string)
+	// Nova acts, without the lock held, with the call's subject (the instance of an
+	// evacuation, the host of a listing, else ""). The crash tests cancel the caller's
+	// context there: the call then fails, having acted or not.
+	Hook func(api, phase, subject string)
 
 	services map[string]*nova.Service
 	order    []string // hosts, in creation order
@@ -177,6 +178,13 @@ func (f *Nova) place(srv *server, to string) {
 		h.usedVCPUs += srv.vcpus
 		h.usedRAM += srv.ram
 	}
+}
+
+// SetTask sets a server's task_state, as another operation would.
+func (f *Nova) SetTask(id, task string) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.servers[id].TaskState = task
 }
 
 // SetImage sets an image's properties and tags.
@@ -377,9 +385,9 @@ func cloneMap(m map[string]string) map[string]string {
 
 // enter counts a call and runs the hook's before phase; it returns an error when the
 // call fails before Nova acts.
-func (f *Nova) enter(ctx context.Context, api, op string) error {
+func (f *Nova) enter(ctx context.Context, api, subject, op string) error {
 	if f.Hook != nil {
-		f.Hook(api, "before")
+		f.Hook(api, "before", subject)
 	}
 	f.mu.Lock()
 	defer f.mu.Unlock()
@@ -398,9 +406,9 @@ func (f *Nova) enter(ctx context.Context, api, op string) error {
 }
 
 // leave runs the hook's after phase: a context ended there loses Nova's answer.
-func (f *Nova) leave(ctx context.Context, api, op string) error {
+func (f *Nova) leave(ctx context.Context, api, subject, op string) error {
 	if f.Hook != nil {
-		f.Hook(api, "after")
+		f.Hook(api, "after", subject)
 	}
 	if err := ctx.Err(); err != nil {
 		return fmt.Errorf("Nova did not answer while %s: %w", op, errors.Join(nova.ErrUnreachable, err))
@@ -411,7 +419,7 @@ func (f *Nova) leave(ctx context.Context, api, op string) error {
 // ListServices lists the service records that match opts.
 func (f *Nova) ListServices(ctx context.Context, opts nova.ListServicesOpts) ([]nova.Service, error) {
 	const op = "listing compute services"
-	if err := f.enter(ctx, APIListServices, op); err != nil {
+	if err := f.enter(ctx, APIListServices, "", op); err != nil {
 		return nil, err
 	}
 	f.mu.Lock()
@@ -423,13 +431,13 @@ func (f *Nova) ListServices(ctx context.Context, opts nova.ListServicesOpts) ([]
 		}
 	}
 	f.mu.Unlock()
-	return out, f.leave(ctx, APIListServices, op)
+	return out, f.leave(ctx, APIListServices, "", op)
 }
 
 // UpdateService applies u as Nova does and returns the record.
 func (f *Nova) UpdateService(ctx context.Context, s nova.Service, u nova.ServiceUpdate) (nova.Service, error) {
 	op := "updating the service of " + s.Host
-	if err := f.enter(ctx, APIUpdateService, op); err != nil {
+	if err := f.enter(ctx, APIUpdateService, s.Host, op); err != nil {
 		return nova.Service{}, err
 	}
 	if _, err := u.ToServiceUpdateMap(); err != nil {
@@ -458,13 +466,13 @@ func (f *Nova) UpdateService(ctx context.Context, s nova.Service, u nova.Service
 	}
 	out := *rec
 	f.mu.Unlock()
-	return out, f.leave(ctx, APIUpdateService, op)
+	return out, f.leave(ctx, APIUpdateService, s.Host, op)
 }
 
 // ListServers lists the servers on opts.Host, sorted by id.
 func (f *Nova) ListServers(ctx context.Context, opts nova.ListServersOpts) ([]nova.Server, error) {
 	op := "listing the servers of " + opts.Host
-	if err := f.enter(ctx, APIListServers, op); err != nil {
+	if err := f.enter(ctx, APIListServers, opts.Host, op); err != nil {
 		return nil, err
 	}
 	if opts.Host == "" {
@@ -479,13 +487,13 @@ func (f *Nova) ListServers(ctx context.Context, opts nova.ListServersOpts) ([]no
 	}
 	f.mu.Unlock()
 	sort.Slice(out, func(i, j int) bool { return out[i].ID < out[j].ID })
-	return out, f.leave(ctx, APIListServers, op)
+	return out, f.leave(ctx, APIListServers, opts.Host, op)
 }
 
 // ListMigrations lists the migrations from opts.SourceCompute.
 func (f *Nova) ListMigrations(ctx context.Context, opts nova.ListMigrationsOpts) ([]nova.Migration, error) {
 	op := "listing the migrations from " + opts.SourceCompute
-	if err := f.enter(ctx, APIListMigrations, op); err != nil {
+	if err := f.enter(ctx, APIListMigrations, opts.SourceCompute, op); err != nil {
 		return nil, err
 	}
 	f.mu.Lock()
@@ -498,13 +506,13 @@ func (f *Nova) ListMigrations(ctx context.Context, opts nova.ListMigrationsOpts)
 		}
 	}
 	f.mu.Unlock()
-	return out, f.leave(ctx, APIListMigrations, op)
+	return out, f.leave(ctx, APIListMigrations, opts.SourceCompute, op)
 }
 
 // Hypervisors reports every compute host's free capacity.
 func (f *Nova) Hypervisors(ctx context.Context) ([]nova.Hypervisor, error) {
 	const op = "listing hypervisors"
-	if err := f.enter(ctx, APIHypervisors, op); err != nil {
+	if err := f.enter(ctx, APIHypervisors, "", op); err != nil {
 		return nil, err
 	}
 	f.mu.Lock()
@@ -515,13 +523,13 @@ func (f *Nova) Hypervisors(ctx context.Context) ([]nova.Hypervisor, error) {
 		out = append(out, nova.Hypervisor{Host: name, VCPUsFree: h.vcpus - h.usedVCPUs, RAMFreeMB: h.ram - h.usedRAM})
 	}
 	f.mu.Unlock()
-	return out, f.leave(ctx, APIHypervisors, op)
+	return out, f.leave(ctx, APIHypervisors, "", op)
 }
 
 // ImageProperties returns an image's properties and tags.
 func (f *Nova) ImageProperties(ctx context.Context, id string) (map[string]string, []string, error) {
 	op := "reading image " + id
-	if err := f.enter(ctx, APIImage, op); err != nil {
+	if err := f.enter(ctx, APIImage, id, op); err != nil {
 		return nil, nil, err
 	}
 	f.mu.Lock()
@@ -530,21 +538,21 @@ func (f *Nova) ImageProperties(ctx context.Context, id string) (map[string]strin
 	if !ok {
 		return nil, nil, badRequest(op, http.StatusNotFound, "Image not found")
 	}
-	return cloneMap(img.props), slices.Clone(img.tags), f.leave(ctx, APIImage, op)
+	return cloneMap(img.props), slices.Clone(img.tags), f.leave(ctx, APIImage, id, op)
 }
 
 // Evacuate applies Nova's rules to an evacuate request and, when it is accepted,
 // records the migration and queues the rebuild on the destination.
 func (f *Nova) Evacuate(ctx context.Context, id string, opts nova.EvacuateOpts) error {
 	op := "evacuating " + id
-	if err := f.enter(ctx, APIEvacuate, op); err != nil {
+	if err := f.enter(ctx, APIEvacuate, id, op); err != nil {
 		return err
 	}
 	lose, err := f.evacuate(id, opts, op)
 	if err != nil {
 		return err
 	}
-	if err := f.leave(ctx, APIEvacuate, op); err != nil {
+	if err := f.leave(ctx, APIEvacuate, id, op); err != nil {
 		return err
 	}
 	if lose {
