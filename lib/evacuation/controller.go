@@ -40,6 +40,7 @@ type Controller struct {
 	images   map[string]imageInfo
 	logged   map[string]string // instance -> the last outcome logged
 	notified map[string]string // host -> the last host decision logged
+	memo     map[string]*hostMemo
 }
 
 // retry is the transient failures of one instance's evacuate requests.
@@ -64,7 +65,7 @@ func New(cfg Config) (*Controller, error) {
 		cfg: cfg, clk: cfg.Clock, log: cfg.Log,
 		retries: map[string]*retry{}, refused: map[string]string{}, busy: map[string]time.Time{},
 		prio: map[string]int{}, tagMode: map[string]bool{}, images: map[string]imageInfo{},
-		logged: map[string]string{}, notified: map[string]string{},
+		logged: map[string]string{}, notified: map[string]string{}, memo: map[string]*hostMemo{},
 	}, nil
 }
 
@@ -216,7 +217,17 @@ func (c *Controller) Round(ctx context.Context) (st Status) {
 		return st
 	}
 
+	// Forget the hosts that left the lifecycle without this controller (unfenced by hand).
+	for h := range c.memo {
+		if !slices.ContainsFunc(work, func(hw *hostWork) bool { return hw.host == h }) {
+			delete(c.memo, h)
+		}
+	}
+	toRead, othersTop := c.plan(work, now)
 	for _, hw := range work {
+		if !toRead[hw] {
+			continue
+		}
 		if err := c.readHost(ctx, hw, now); err != nil {
 			if !errors.Is(err, errDelayed) {
 				c.log.Error("cannot read the fenced host's instances; retrying next round", "host", hw.host, "error", err)
@@ -224,9 +235,20 @@ func (c *Controller) Round(ctx context.Context) (st Status) {
 			}
 		}
 	}
-	c.dispatch(ctx, work, dests, now, fail)
+	c.dispatch(ctx, work, dests, othersTop, now, fail)
 
 	for _, hw := range work {
+		if !hw.ready {
+			// Not read this round: what the last read found, if any.
+			if m := c.memo[hw.host]; m != nil {
+				hs := m.status
+				hs.Phase = c.phaseOf(hw)
+				st.Hosts = append(st.Hosts, hs)
+			} else {
+				st.Hosts = append(st.Hosts, HostStatus{Host: hw.host, Phase: c.phaseOf(hw), Since: hw.since})
+			}
+			continue
+		}
 		hs := HostStatus{Host: hw.host, Phase: c.phaseOf(hw), Since: hw.since}
 		for _, i := range hw.insts {
 			hs.Total++
@@ -253,9 +275,85 @@ func (c *Controller) Round(ctx context.Context) (st Status) {
 				hs.Phase = nova.Evacuated.String()
 			}
 		}
+		if hs.Phase != nova.Evacuated.String() {
+			c.remember(hw, hs, now)
+		}
 		st.Hosts = append(st.Hosts, hs)
 	}
 	return st
+}
+
+// hostMemo is what the last read of a fenced host found. It only saves calls: the
+// hosts that wait for a free slot, with nothing in flight, are not read again every
+// round. Lost, the host is read again.
+type hostMemo struct {
+	read     time.Time
+	inFlight int
+	pending  map[int]int // priority -> instances pending or waiting
+	top      int         // the highest priority of its unfinished instances
+	status   HostStatus
+}
+
+// refreshEvery is how often a fenced host is read even when nothing is expected of it,
+// so that the status shows what others (an operator) did meanwhile.
+const refreshEvery = 30 * time.Second
+
+func (c *Controller) remember(hw *hostWork, hs HostStatus, now time.Time) {
+	m := &hostMemo{read: now, top: math.MinInt, pending: map[int]int{}, status: hs}
+	for _, i := range hw.insts {
+		switch {
+		case i.state == stInFlight:
+			m.inFlight++
+		case i.unfinished():
+			m.pending[i.prio]++
+		}
+		if i.unfinished() {
+			m.top = max(m.top, i.prio)
+		}
+	}
+	c.memo[hw.host] = m
+}
+
+// plan chooses the fenced hosts to read this round: the ones never read, or being
+// marked, or with evacuations in flight (to confirm them), or not read for a while;
+// then, host after host, the ones with pending instances of the highest priority left,
+// as long as free slots remain for them. Evacuating host after host, rather than a
+// little of each, returns each host sooner. othersTop is the highest priority left on
+// the hosts not read, for the priority barrier.
+func (c *Controller) plan(work []*hostWork, now time.Time) (map[*hostWork]bool, int) {
+	read := map[*hostWork]bool{}
+	top := math.MinInt
+	for _, hw := range work {
+		if m := c.memo[hw.host]; m != nil {
+			top = max(top, m.top)
+		}
+	}
+	free := c.cfg.MaxInFlight
+	var rest []*hostWork
+	for _, hw := range work {
+		m := c.memo[hw.host]
+		if m == nil || m.inFlight > 0 || now.Sub(m.read) >= refreshEvery || !hw.marked || hw.marker.Phase != nova.Evacuating {
+			read[hw] = true
+			if m != nil {
+				// Its evacuations in flight may end before this round's requests: count
+				// the slots they hold as free, so that the next hosts are read in time.
+				free -= m.pending[top]
+			}
+			continue
+		}
+		rest = append(rest, hw)
+	}
+	othersTop := math.MinInt
+	for _, hw := range rest {
+		m := c.memo[hw.host]
+		if free > 0 && m.pending[top] > 0 {
+			read[hw] = true
+			free -= m.pending[top]
+			continue
+		}
+		othersTop = max(othersTop, m.top)
+	}
+	return read, othersTop
 }
 
 func (c *Controller) phaseOf(hw *hostWork) string {
@@ -455,11 +553,11 @@ func evacuableState(s *nova.Server) bool {
 // dispatch requests the evacuations that may start now: the pending instances of the
 // highest priority, spread over the destinations by load and free capacity, at most
 // PerDestination in flight on each and MaxInFlight in all.
-func (c *Controller) dispatch(ctx context.Context, work []*hostWork, dests []nova.Service, now time.Time, fail func(error)) {
+func (c *Controller) dispatch(ctx context.Context, work []*hostWork, dests []nova.Service, othersTop int, now time.Time, fail func(error)) {
 	var pending []*instance
 	inFlight := 0
 	load := map[string]int{}
-	top := math.MinInt // the highest priority among the instances left to do
+	top := othersTop // the highest priority among the instances left to do
 	for _, hw := range work {
 		for _, i := range hw.insts {
 			if !i.unfinished() {
@@ -478,15 +576,10 @@ func (c *Controller) dispatch(ctx context.Context, work []*hostWork, dests []nov
 	if len(pending) == 0 || inFlight >= c.cfg.MaxInFlight {
 		return
 	}
-	// Round-robin over the hosts within a priority, so that no host waits for another.
-	rank := map[*instance]int{}
-	perHost := map[*hostWork]int{}
-	for _, i := range pending {
-		rank[i] = perHost[i.host]
-		perHost[i.host]++
-	}
+	// Within a priority, host after host: a host returns once all its instances are
+	// handled, so finishing one before starting the next returns each sooner.
 	slices.SortStableFunc(pending, func(a, b *instance) int {
-		return cmp.Or(cmp.Compare(b.prio, a.prio), cmp.Compare(rank[a], rank[b]))
+		return cmp.Or(cmp.Compare(b.prio, a.prio), cmp.Compare(a.host.host, b.host.host))
 	})
 
 	cands := c.destinations(ctx, dests, fail)
@@ -654,6 +747,7 @@ func (c *Controller) finishHost(ctx context.Context, hw *hostWork, moved, failed
 		delete(c.logged, i.id)
 	}
 	delete(c.tagMode, hw.host)
+	delete(c.memo, hw.host)
 	for k := range c.notified {
 		if strings.HasPrefix(k, hw.host+"\x00") {
 			delete(c.notified, k)
