@@ -138,7 +138,9 @@ type hostWork struct {
 	stock  bool // the attribute evacuate=yes is set
 	since  time.Time
 	insts  []*instance
-	ready  bool // its instances and migrations were read this round
+	// skipped: the instances the selection rule leaves on the host.
+	skipped []string
+	ready   bool // its instances and migrations were read this round
 }
 
 // Round reads Nova once and takes the next steps: marks fenced hosts evacuating,
@@ -494,6 +496,12 @@ func (c *Controller) classify(hw *hostWork, id string, srv *nova.Server, migs []
 		return nil
 	}
 	if !selected {
+		hw.skipped = append(hw.skipped, id)
+		if c.logged[id] != "not selected" {
+			c.logged[id] = "not selected"
+			c.log.Info("instance", "host", hw.host, "instance", id, "action", "skip", "outcome", "not selected",
+				"reason", fmt.Sprintf("selection rule %s, status %s", c.cfg.Select, srv.Status))
+		}
 		return nil
 	}
 	i.state = c.candidate(i, now)
@@ -739,6 +747,9 @@ func (c *Controller) finishHost(ctx context.Context, hw *hostWork, moved, failed
 		}
 	}
 	c.log.Info("host evacuated", "host", hw.host, "action", "mark evacuated", "moved", moved, "failed", failed, "outcome", "done")
+	for _, id := range hw.skipped {
+		delete(c.logged, id)
+	}
 	for _, i := range hw.insts {
 		delete(c.retries, i.id)
 		delete(c.refused, i.id)

@@ -168,6 +168,9 @@ func TestSelectionRules(t *testing.T) {
 				t.Errorf("evacuated %v, want %v", got, tc.want)
 			}
 			c.checkMoved(t, "c1", "ACTIVE", tc.want)
+			if n := strings.Count(c.log.String(), "action=skip outcome=\"not selected\""); n != len(c.f.Servers())-len(tc.want) {
+				t.Errorf("%d skip lines in the log, want one per instance left:\n%s", n, c.log.String())
+			}
 			if st.Hosts[0].Total != len(tc.want) || st.Hosts[0].Moved != len(tc.want) {
 				t.Errorf("status %+v", st.Hosts[0])
 			}

@@ -139,3 +139,27 @@ func (a *Attrd) QueryPrivate(ctx context.Context, node, name string) (string, er
 	}
 	return string(m[1]), nil
 }
+
+// queryLine matches one line of attrd_updater -Q -A: name="evacuate" host="compute-1" value="yes".
+var queryLine = regexp.MustCompile(`\bhost="([^"]*)"\s+value="([^"]*)"`)
+
+// QueryAll reads the attribute name of every node that has it: node -> value. Outside
+// Pacemaker or without attrd_updater, and when no node has it, the map is empty.
+func (a *Attrd) QueryAll(ctx context.Context, name string) (map[string]string, error) {
+	out := map[string]string{}
+	path := a.tool()
+	if path == "" {
+		return out, nil
+	}
+	b, err := a.run(ctx, path, "-n", name, "-Q", "-A")
+	if err != nil {
+		if strings.Contains(err.Error(), "does not exist") || strings.Contains(err.Error(), "No such") {
+			return out, nil
+		}
+		return nil, err
+	}
+	for _, m := range queryLine.FindAllSubmatch(b, -1) {
+		out[string(m[1])] = string(m[2])
+	}
+	return out, nil
+}

@@ -121,3 +121,44 @@ func TestAvailable(t *testing.T) {
 		t.Error("not available under Pacemaker")
 	}
 }
+
+func TestQueryAll(t *testing.T) {
+	out := `name="evacuate" host="compute-1" value="yes"
+name="evacuate" host="compute-2.example.com" value="no"
+name="evacuate" host="compute-3" value=""
+`
+	path, log := stub(t, out, 0, "")
+	a := &Attrd{Path: path, Getenv: env(fenced)}
+	got, err := a.QueryAll(context.Background(), "evacuate")
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := map[string]string{"compute-1": "yes", "compute-2.example.com": "no", "compute-3": ""}
+	if len(got) != len(want) {
+		t.Errorf("got %v, want %v", got, want)
+	}
+	for k, v := range want {
+		if got[k] != v {
+			t.Errorf("got %v, want %v", got, want)
+		}
+	}
+	args, _ := os.ReadFile(log)
+	if strings.TrimSpace(string(args)) != "-n evacuate -Q -A" {
+		t.Errorf("arguments %q", args)
+	}
+
+	path, _ = stub(t, "", 1, "Could not query value of evacuate: attribute does not exist")
+	a = &Attrd{Path: path, Getenv: env(fenced)}
+	if got, err := a.QueryAll(context.Background(), "evacuate"); err != nil || len(got) != 0 {
+		t.Errorf("no such attribute: %v, %v", got, err)
+	}
+	path, _ = stub(t, "", 1, "Could not connect to the CIB")
+	a = &Attrd{Path: path, Getenv: env(fenced)}
+	if _, err := a.QueryAll(context.Background(), "evacuate"); err == nil || !strings.Contains(err.Error(), "Could not connect") {
+		t.Errorf("failing tool: %v", err)
+	}
+	a = &Attrd{Path: path, Getenv: env(nil)}
+	if got, err := a.QueryAll(context.Background(), "evacuate"); err != nil || len(got) != 0 {
+		t.Errorf("outside Pacemaker: %v, %v", got, err)
+	}
+}
