@@ -8,6 +8,7 @@ require (
 	github.com/godbus/dbus/v5 v5.2.4
 	github.com/gophercloud/gophercloud/v2 v2.15.0
 	github.com/spf13/pflag v1.0.10
+	golang.org/x/sys v0.47.0
 	gopkg.in/yaml.v2 v2.4.0
 	libvirt.org/go/libvirt v1.9000.0
 )
@@ -27,6 +28,5 @@ require (
 	github.com/rivo/uniseg v0.2.0 // indirect
 	github.com/rogpeppe/go-internal v1.6.1 // indirect
 	golang.org/x/net v0.43.0 // indirect
-	golang.org/x/sys v0.47.0 // indirect
 	golang.org/x/term v0.34.0 // indirect
 )

@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"io"
 	"os/exec"
+	"path/filepath"
 	"strings"
 	"syscall"
 	"time"
@@ -37,6 +38,18 @@ type Agent struct {
 	Validate func(o *Options) error
 	// Open connects to the device. Its context carries login_timeout.
 	Open func(ctx context.Context, o *Options) (Device, error)
+	// Backend, instead of Open, names a separate program that carries out the device
+	// actions (on, off, reboot, status, list, list-status, monitor), for agents whose
+	// device library is costly to load (libvirt's C library, loaded as a program starts).
+	// Pacemaker runs the agent for its metadata at every start, pcs for validate-all:
+	// those, the man page, --help and option errors are answered from the parameter
+	// table without that library. For a device action the agent replaces itself with the
+	// backend: the same PID (Pacemaker's timeout kills it), the same arguments, the same
+	// stdin (which carries the password). The backend is the same Agent (the same Params)
+	// with Open set. Backend is a file name, looked up in $NOVAHA_LIBEXECDIR if set, else
+	// beside the agent's executable (libexec/ in a build, ../libexec/novaha installed),
+	// else in LibexecDir.
+	Backend string
 
 	// Clock is for tests; nil means real time.
 	Clock Clock
@@ -112,8 +125,13 @@ func (a *Agent) Check() error {
 	if !strings.HasPrefix(a.Name, "fence_") {
 		errs = append(errs, fmt.Errorf("agent name %q must start with fence_", a.Name))
 	}
-	if a.Open == nil {
-		errs = append(errs, errors.New("agent has no Open function"))
+	switch {
+	case a.Open == nil && a.Backend == "":
+		errs = append(errs, errors.New("agent has no Open function and no Backend"))
+	case a.Open != nil && a.Backend != "":
+		errs = append(errs, errors.New("agent has both an Open function and a Backend: Open would never be used"))
+	case a.Backend != "" && (a.Backend != filepath.Base(a.Backend) || a.Backend == "." || a.Backend == ".."):
+		errs = append(errs, fmt.Errorf("backend %q must be a file name, without a directory", a.Backend))
 	}
 	names := map[string]bool{}
 	shorts := map[rune]string{}

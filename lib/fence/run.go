@@ -1,6 +1,7 @@
 package fence
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -27,6 +28,13 @@ type Invocation struct {
 	Getenv func(string) string
 	// Syslog opens the syslog connection; nil disables syslog.
 	Syslog func() (Syslog, error)
+	// Exec hands a device action over to the agent's Backend: its path, its argv
+	// (argv[0] included) and the stdin bytes the agent already read (nil when the options
+	// came as arguments and stdin was left unread). It returns the exit code, or an error
+	// when the backend could not be run. Main uses ExecBackend, which replaces the
+	// process; nil runs the backend as a child process with this invocation's streams
+	// and this process's environment.
+	Exec func(path string, argv []string, stdin []byte) (int, error)
 }
 
 // Main runs the agent as a program and exits with its exit code. SIGTERM and SIGINT
@@ -41,6 +49,7 @@ func (a *Agent) Main() {
 		Stderr: os.Stderr,
 		Getenv: os.Getenv,
 		Syslog: func() (Syslog, error) { return syslog.New(syslog.LOG_DAEMON|syslog.LOG_INFO, a.Name) },
+		Exec:   ExecBackend,
 	})
 	stop()
 	os.Exit(code)
@@ -92,8 +101,14 @@ func (a *Agent) Run(ctx context.Context, inv Invocation) (code int) {
 	}
 	o := newOptions(a.allParams())
 	var parseErr error
+	// stdin as read, for the Backend: it must see what this process consumed.
+	var stdin []byte
 	if len(inv.Args) > 0 {
 		parseErr = o.parseFlags(a.Name, inv.Args)
+	} else if a.Backend != "" {
+		var buf bytes.Buffer
+		parseErr = o.parseStdin(io.TeeReader(inv.Stdin, &buf))
+		stdin = append([]byte{}, buf.Bytes()...) // never nil: stdin was read
 	} else {
 		parseErr = o.parseStdin(inv.Stdin)
 	}
@@ -121,6 +136,11 @@ func (a *Agent) Run(ctx context.Context, inv Invocation) (code int) {
 				return ExitFailure
 			}
 			return ExitSuccess
+		}
+		// The backend parses, validates and logs again: handing over before logging
+		// keeps each warning to one copy.
+		if a.Backend != "" && a.acceptsAction(action) && deviceAction(action) {
+			return a.handOff(ctx, inv, stdin)
 		}
 	}
 
