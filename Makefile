@@ -20,6 +20,10 @@ BUILDFLAGS := -trimpath -tags libvirt_dlopen -ldflags "$(LDFLAGS)"
 
 PREFIX    ?= /usr
 SBINDIR   ?= $(PREFIX)/sbin
+# Agents' backends (programs an agent replaces itself with for device actions). The agent
+# looks in ../libexec/novaha relative to itself, then in /usr/libexec/novaha: keep
+# LIBEXECDIR and SBINDIR under one PREFIX.
+LIBEXECDIR ?= $(PREFIX)/libexec/novaha
 OCFDIR    ?= $(PREFIX)/lib/ocf/resource.d/novaha
 MANDIR    ?= $(PREFIX)/share/man
 BIN       := bin
@@ -27,6 +31,9 @@ BIN       := bin
 # Every main package is an agent: agents/<name>, fence_nova, ocf_novacompute. Agents whose
 # name starts with fence_ are fence agents; the others are OCF resource agents.
 MAIN_DIRS := $(sort $(wildcard agents/*/) $(wildcard fence_nova/) $(wildcard ocf_novacompute/))
+# An agent's backend (lib/fence Agent.Backend) is the main package agents/<name>/backend,
+# built as $(BIN)/libexec/<name>-backend, where the agent finds it in a build.
+BACKEND_DIRS := $(sort $(wildcard agents/*/backend/))
 
 .PHONY: all build deps test unit conformance lint man check-man bench demo install clean \
 	dist packages deb rpm
@@ -36,6 +43,12 @@ all: build
 build:
 	@mkdir -p $(BIN)
 	$(GO) build $(BUILDFLAGS) -o $(BIN)/ $(addprefix ./,$(MAIN_DIRS))
+	@mkdir -p $(BIN)/libexec
+	@set -e; for d in $(BACKEND_DIRS); do \
+		n=$$(basename $$(dirname $$d))-backend; \
+		echo "$(GO) build -o $(BIN)/libexec/$$n ./$$d"; \
+		$(GO) build $(BUILDFLAGS) -o $(BIN)/libexec/$$n ./$$d; \
+	done
 	@# OCF agents are installed under their resource type name.
 	@if [ -f $(BIN)/ocf_novacompute ]; then mv -f $(BIN)/ocf_novacompute $(BIN)/NovaCompute; fi
 
@@ -66,6 +79,7 @@ test: deps lint build check-man unit conformance
 man: build
 	@mkdir -p docs/man
 	@for f in $(BIN)/*; do \
+		[ -f $$f ] || continue; \
 		n=$$(basename $$f); \
 		case $$n in \
 		fence_*) $$f -o manpage > docs/man/$$n.8 ;; \
@@ -91,12 +105,18 @@ demo: deps build
 install: build man
 	install -d $(DESTDIR)$(SBINDIR) $(DESTDIR)$(OCFDIR) $(DESTDIR)$(MANDIR)/man8 $(DESTDIR)$(MANDIR)/man7
 	@for f in $(BIN)/*; do \
+		[ -f $$f ] || continue; \
 		n=$$(basename $$f); \
 		case $$n in \
 		fence_*) install -m 0755 $$f $(DESTDIR)$(SBINDIR)/$$n ;; \
 		*.log) ;; \
 		*) install -m 0755 $$f $(DESTDIR)$(OCFDIR)/$$n ;; \
 		esac; \
+	done
+	@for f in $(BIN)/libexec/*; do \
+		[ -f $$f ] || continue; \
+		install -d $(DESTDIR)$(LIBEXECDIR); \
+		install -m 0755 $$f $(DESTDIR)$(LIBEXECDIR)/; \
 	done
 	@for m in docs/man/*.8; do [ -e "$$m" ] && install -m 0644 $$m $(DESTDIR)$(MANDIR)/man8/ || true; done
 	@for m in docs/man/*.7; do [ -e "$$m" ] && install -m 0644 $$m $(DESTDIR)$(MANDIR)/man7/ || true; done

@@ -21,7 +21,9 @@ import (
 // against real libvirt daemons: a private test-driver libvirtd (test+unix, SASL over
 // TCP), the machine's libvirtd with a real QEMU/KVM guest, and the same over SSH.
 
-var agentBuild = agenttest.Build{Name: "fence_libvirt", Tags: []string{"libvirt_dlopen"}}
+// The agent and its backend, in libexec/ beside it as make builds them.
+var agentBuild = agenttest.Build{Name: "fence_libvirt", Tags: []string{"libvirt_dlopen"},
+	Backend: backend, BackendPkg: "./backend"}
 
 func TestMain(m *testing.M) {
 	code := m.Run()
@@ -29,7 +31,8 @@ func TestMain(m *testing.M) {
 	os.Exit(code)
 }
 
-// binary builds fence_libvirt once per test run, as make does (dlopen build).
+// binary builds fence_libvirt and its backend once per test run, as make does (dlopen
+// build).
 func binary(t *testing.T) string {
 	t.Helper()
 	return agentBuild.Path(t)

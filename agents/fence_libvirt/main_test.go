@@ -5,6 +5,9 @@ import (
 	"context"
 	"fmt"
 	"net"
+	"os/exec"
+	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 
@@ -12,19 +15,77 @@ import (
 	"github.com/novaha/novaha/lib/virt/virttest"
 )
 
-// These tests run the agent in this process, offline or against libvirt's in-process
-// test driver.
+// These tests run the agent (the front) in this process, offline or against libvirt's
+// test driver: it hands the device actions to the built backend, run as a child.
 
 func runAgent(t *testing.T, args []string, stdin string) (int, string, string) {
 	t.Helper()
+	return runAgentWith(t, agentBuild.LibexecDir(t), args, stdin)
+}
+
+// runAgentWith runs the agent with its backends looked up in libexec.
+func runAgentWith(t *testing.T, libexec string, args []string, stdin string) (int, string, string) {
+	t.Helper()
 	var out, errb bytes.Buffer
-	code := agent().Run(context.Background(), fence.Invocation{Args: args, Stdin: strings.NewReader(stdin), Stdout: &out, Stderr: &errb})
+	code := agent().Run(context.Background(), fence.Invocation{Args: args, Stdin: strings.NewReader(stdin), Stdout: &out, Stderr: &errb,
+		Getenv: func(k string) string {
+			if k == fence.LibexecDirEnv {
+				return libexec
+			}
+			return ""
+		}})
 	return code, out.String(), errb.String()
 }
 
 func TestDeclaration(t *testing.T) {
 	if err := agent().Check(); err != nil {
 		t.Fatal(err)
+	}
+}
+
+// The point of the front: it must not link the libvirt binding, whose initialisation
+// loads libvirt.so.0 in every process.
+func TestFrontDoesNotLinkLibvirt(t *testing.T) {
+	out, err := exec.Command("go", "list", "-deps", "-tags", "libvirt_dlopen", ".").CombinedOutput()
+	if err != nil {
+		t.Fatalf("go list: %v\n%s", err, out)
+	}
+	deps := strings.Fields(string(out))
+	if !slices.Contains(deps, "github.com/novaha/novaha/lib/fence") {
+		t.Fatalf("go list -deps does not list lib/fence: %q", out)
+	}
+	for _, dep := range deps {
+		if strings.HasPrefix(dep, "libvirt.org/") || dep == "github.com/novaha/novaha/lib/virt" {
+			t.Errorf("fence_libvirt depends on %s", dep)
+		}
+	}
+}
+
+// Without its backend the agent still describes and validates itself, and fails a device
+// action with one line that names the missing program.
+func TestMissingBackend(t *testing.T) {
+	empty := t.TempDir()
+	for _, args := range [][]string{{"-o", "metadata"}, {"-o", "validate-all", "--uri", "qemu+tls://hv1/system"}, {"--help"}} {
+		if code, _, stderr := runAgentWith(t, empty, args, ""); code != 0 {
+			t.Errorf("%v without the backend: exit %d %q", args, code, stderr)
+		}
+	}
+	for _, stdin := range []string{"action=status\nplug=vm1\npassword=hunter2\n", "action=list\n", "action=monitor\n"} {
+		code, stdout, stderr := runAgentWith(t, empty, nil, stdin)
+		if code != 1 || stdout != "" || strings.Count(stderr, "\n") != 1 || !strings.Contains(stderr, backend+" is not installed") ||
+			!strings.Contains(stderr, filepath.Join(empty, backend)) {
+			t.Errorf("%q without the backend: exit %d, stdout %q, stderr %q", stdin, code, stdout, stderr)
+		}
+		if strings.Contains(stderr, "hunter2") {
+			t.Errorf("the password leaked into %q", stderr)
+		}
+	}
+	// Option errors are the front's to answer.
+	if code, _, stderr := runAgentWith(t, empty, []string{"-o", "status", "--no-such-flag"}, ""); code != 1 || strings.Contains(stderr, "not installed") {
+		t.Errorf("a bad flag: exit %d %q", code, stderr)
+	}
+	if code, _, stderr := runAgentWith(t, empty, nil, "action=explode\n"); code != 1 || !strings.Contains(stderr, "Unrecognised action") {
+		t.Errorf("an unknown action: exit %d %q", code, stderr)
 	}
 }
 

@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/novaha/novaha/lib/virt/virttest"
+	"github.com/novaha/novaha/lib/virt/virturi"
 )
 
 // These tests run a real QEMU guest under the machine's libvirtd (qemu:///system),
@@ -72,7 +73,7 @@ func TestSSH(t *testing.T) {
 	g := virttest.NewGuestTest(t, sys, true)
 
 	t.Run("ssh command with a key", func(t *testing.T) {
-		uri, err := SSH{Host: sshd.Host, Port: sshd.Port, User: sshd.User, KeyFile: sshd.KeyFile, Command: sshd.SSHCommand}.URI()
+		uri, err := virturi.SSH{Host: sshd.Host, Port: sshd.Port, User: sshd.User, KeyFile: sshd.KeyFile, Command: sshd.SSHCommand}.URI()
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -80,7 +81,7 @@ func TestSSH(t *testing.T) {
 		wantState(t, c, g.Name, Shutoff)
 	})
 	t.Run("libssh with an encrypted key", func(t *testing.T) {
-		uri, err := SSH{Host: sshd.Host, Port: sshd.Port, User: sshd.User, KeyFile: sshd.EncryptedKeyFile,
+		uri, err := virturi.SSH{Host: sshd.Host, Port: sshd.Port, User: sshd.User, KeyFile: sshd.EncryptedKeyFile,
 			Libssh: true, KnownHosts: sshd.KnownHosts}.URI()
 		if err != nil {
 			t.Fatal(err)
@@ -110,7 +111,7 @@ func TestSSH(t *testing.T) {
 		if err := os.WriteFile(wrapper, []byte(script), 0o755); err != nil {
 			t.Fatal(err)
 		}
-		for _, s := range []SSH{
+		for _, s := range []virturi.SSH{
 			{Host: sshd.Host, Port: sshd.Port, User: sshd.User, KeyFile: sshd.KeyFile, Command: wrapper},
 			{Host: sshd.Host, Port: sshd.Port, User: sshd.User, KeyFile: sshd.KeyFile, Libssh: true, KnownHosts: empty},
 		} {
