@@ -1,7 +1,6 @@
 package cluster
 
 import (
-	"bytes"
 	"crypto/sha256"
 	"encoding/hex"
 	"fmt"
@@ -90,13 +89,4 @@ func (s snapshot) diff(other snapshot) string {
 		}
 	}
 	return b.String()
-}
-
-// testLog adapts t.Log to an io.Writer for Options.Log.
-type testLog struct{ t *testing.T }
-
-func (w testLog) Write(p []byte) (int, error) {
-	w.t.Helper()
-	w.t.Log(string(bytes.TrimRight(p, "\n")))
-	return len(p), nil
 }

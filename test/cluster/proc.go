@@ -50,6 +50,9 @@ type proc struct {
 	State  byte   // R, S, D, Z, ...
 	Marker string // value of markerEnv, "" if absent
 	Marked bool   // markerEnv present
+	// NetNS and MntNS identify its network and mount namespaces ("net:[4026531833]"),
+	// "" if unreadable.
+	NetNS, MntNS string
 }
 
 // parseStat reads the fields the harness needs from /proc/PID/stat. The command name is
@@ -95,6 +98,8 @@ func readProc(procDir string, pid int) (p proc, ok bool) {
 	} else if cmd, err := os.ReadFile(filepath.Join(dir, "cmdline")); err == nil && len(cmd) > 0 {
 		p.Name = filepath.Base(string(bytes.SplitN(cmd, []byte{0}, 2)[0]))
 	}
+	p.NetNS, _ = os.Readlink(filepath.Join(dir, "ns", "net"))
+	p.MntNS, _ = os.Readlink(filepath.Join(dir, "ns", "mnt"))
 	if env, err := os.ReadFile(filepath.Join(dir, "environ")); err == nil {
 		prefix := []byte(markerEnv + "=")
 		for _, kv := range bytes.Split(env, []byte{0}) {
@@ -143,15 +148,23 @@ func markedProcs(procDir, runID string) ([]proc, error) {
 	return out, nil
 }
 
-// foreignDaemons returns the live cluster daemons that this harness did not start.
+// foreignDaemons returns the live cluster daemons that this harness did not start and
+// that could meet its cluster. Daemons in both another network namespace and another
+// mount namespace (the nodes of a multi-node testbed) cannot: they reach no port,
+// socket, configuration or state file of this machine's.
 func foreignDaemons(procDir string) ([]proc, error) {
 	all, err := scanProcs(procDir)
 	if err != nil {
 		return nil, err
 	}
+	self, _ := readProc(procDir, os.Getpid())
+	isolated := func(p proc) bool {
+		return self.NetNS != "" && self.MntNS != "" && p.NetNS != "" && p.MntNS != "" &&
+			p.NetNS != self.NetNS && p.MntNS != self.MntNS
+	}
 	var out []proc
 	for _, p := range all {
-		if p.State != 'Z' && !p.Marked && isDaemon(p.Name) {
+		if p.State != 'Z' && !p.Marked && isDaemon(p.Name) && !isolated(p) {
 			out = append(out, p)
 		}
 	}

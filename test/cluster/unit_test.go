@@ -298,6 +298,12 @@ func TestCopyTree(t *testing.T) {
 // fakeDaemon runs a copy of sleep under a daemon's name, with or without the marker.
 func fakeDaemon(t *testing.T, name, marker string) *exec.Cmd {
 	t.Helper()
+	return fakeDaemonIn(t, name, marker, 0)
+}
+
+// fakeDaemonIn is fakeDaemon in new namespaces (syscall.CLONE_NEW* flags).
+func fakeDaemonIn(t *testing.T, name, marker string, namespaces uintptr) *exec.Cmd {
+	t.Helper()
 	sleep, err := exec.LookPath("sleep")
 	if err != nil {
 		t.Skip("no sleep binary")
@@ -315,6 +321,7 @@ func fakeDaemon(t *testing.T, name, marker string) *exec.Cmd {
 	if marker != "" {
 		cmd.Env = append(cmd.Env, markerEnv+"="+marker)
 	}
+	cmd.SysProcAttr = &syscall.SysProcAttr{Cloneflags: namespaces}
 	if err := cmd.Start(); err != nil {
 		t.Fatal(err)
 	}
@@ -331,21 +338,32 @@ func TestProcessIdentification(t *testing.T) {
 	foreign := fakeDaemon(t, "pacemaker-controld", "")
 	ours := fakeDaemon(t, "pacemaker-fenced", "run-a")
 	other := fakeDaemon(t, "corosync", "run-b")
+	// A node of a testbed (own network and mount namespaces) shares nothing with a
+	// cluster started here; one that shares either does.
+	isolated := fakeDaemonIn(t, "corosync", "", syscall.CLONE_NEWNET|syscall.CLONE_NEWNS)
+	netOnly := fakeDaemonIn(t, "pacemakerd", "", syscall.CLONE_NEWNET)
 	time.Sleep(100 * time.Millisecond) // let exec finish, so /proc shows the new image
 
 	fd, err := foreignDaemons("/proc")
 	if err != nil {
 		t.Fatal(err)
 	}
-	found := false
+	found, foundNetOnly := false, false
 	for _, p := range fd {
 		if p.PID == ours.Process.Pid || p.PID == other.Process.Pid {
 			t.Errorf("marked process reported as foreign: %s", describe([]proc{p}))
 		}
+		if p.PID == isolated.Process.Pid {
+			t.Errorf("a daemon in its own network and mount namespaces reported as foreign: %s", describe([]proc{p}))
+		}
+		foundNetOnly = foundNetOnly || p.PID == netOnly.Process.Pid
 		found = found || p.PID == foreign.Process.Pid
 	}
 	if !found {
 		t.Errorf("foreign pacemaker-controld[%d] not found in %s", foreign.Process.Pid, describe(fd))
+	}
+	if !foundNetOnly {
+		t.Errorf("pacemakerd[%d] in the machine's mount namespace not found in %s", netOnly.Process.Pid, describe(fd))
 	}
 
 	mine, err := markedProcs("/proc", "run-a")
