@@ -38,18 +38,7 @@ func TestFencingThroughPacemaker(t *testing.T) {
 
 	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
 	defer cancel()
-	c, err := cluster.Start(ctx, cluster.Options{Log: testWriter{t}})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() {
-		if t.Failed() {
-			c.DumpLogs(testWriter{t}, 60)
-		}
-		if err := c.Stop(context.Background()); err != nil {
-			t.Error(err)
-		}
-	})
+	c := cluster.StartTest(ctx, t, cluster.Options{})
 	pcs := func(args ...string) {
 		t.Helper()
 		if out, err := c.Pcs(ctx, args...); err != nil {
@@ -92,18 +81,8 @@ func TestFencingThroughPacemaker(t *testing.T) {
 	}
 	waitFor(t, "the host to boot after unfencing", alive)
 
-	hist, err := c.FenceHistory(ctx, "compute-1")
-	if err != nil {
-		t.Fatal(err)
-	}
-	got := map[string]string{}
-	for _, e := range hist {
-		got[e.Action] = e.Status
-	}
-	for _, a := range []string{"reboot", "off", "on"} {
-		if got[a] != "success" {
-			t.Errorf("fence history: %s is %q, want success (%+v)", a, got[a], hist)
-		}
+	if err := c.CheckFenceHistory(ctx, "compute-1", "reboot", "off", "on"); err != nil {
+		t.Error(err)
 	}
 
 	// A wrong password must fail the fencing, fast, and leave the host alone.
@@ -120,24 +99,18 @@ func TestFencingThroughPacemaker(t *testing.T) {
 	if on, _ := b.PowerState(); !on || !alive() {
 		t.Errorf("a failed fencing touched the host")
 	}
-	logs, _ := os.ReadFile(filepath.Join(c.StateDir(), "pacemaker.log"))
-	// pacemaker-based and -controld log CIB changes with their values (a reason to use
-	// password_script); what the agent says reaches the log through pacemaker-fenced.
-	for _, line := range strings.Split(string(logs), "\n") {
-		if strings.Contains(line, "pacemaker-fenced") && (strings.Contains(line, "Wr0ng-Secret") || strings.Contains(line, b.Password)) {
+	// What the agent says reaches the log through pacemaker-fenced.
+	fenced, err := c.FencerLog()
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, line := range fenced {
+		if strings.Contains(line, "Wr0ng-Secret") || strings.Contains(line, b.Password) {
 			t.Errorf("a password reached the fencer's log: %s", line)
 		}
 	}
-	if !strings.Contains(string(logs), "fence_ipmi") {
+	logs := strings.Join(fenced, "\n")
+	if !strings.Contains(logs, "fence_ipmi") {
 		t.Errorf("the fencer's log never mentions fence_ipmi: is it the right log?")
 	}
-}
-
-// testWriter sends the harness's progress to the test log.
-type testWriter struct{ t *testing.T }
-
-func (w testWriter) Write(p []byte) (int, error) {
-	w.t.Helper()
-	w.t.Log(strings.TrimRight(string(p), "\n"))
-	return len(p), nil
 }
