@@ -44,6 +44,28 @@ for a in $agents; do
     rc=1
   fi
 done
+# Agents with a backend (/usr/libexec/novaha/<agent>-backend) must find it where the
+# package put it: a device action reaches the backend (whatever it then says about the
+# missing options) instead of failing for want of it.
+for b in $(dpkg-deb -c "$deb" | awk '{print $6}' | sed -n 's|^\./usr/libexec/novaha/\(.*\)-backend$|\1|p'); do
+  out=$("/usr/sbin/$b" -o monitor 2>&1 || true)
+  if [[ $out == *"is not installed"* ]]; then
+    echo "check-deb: $b does not find its backend: $out" >&2
+    rc=1
+  else
+    echo "check-deb: $b: finds /usr/libexec/novaha/$b-backend"
+  fi
+done
+# fence_libvirt end to end on libvirt's in-process test driver (libvirt0 installed).
+if [ -x /usr/sbin/fence_libvirt ] && ldconfig -p | grep -q 'libvirt\.so\.0 '; then
+  out=$(/usr/sbin/fence_libvirt -o status --uri test:///default -n test 2>&1 || true)
+  if [ "$out" = "Status: ON" ]; then
+    echo "check-deb: fence_libvirt -o status on test:///default: ok"
+  else
+    echo "check-deb: fence_libvirt -o status on test:///default: $out" >&2
+    rc=1
+  fi
+fi
 remove
 for a in $agents; do
   if [ -e "/usr/sbin/$a" ]; then echo "check-deb: /usr/sbin/$a left behind" >&2; rc=1; fi
