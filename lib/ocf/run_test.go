@@ -677,3 +677,21 @@ func TestMainUsage(t *testing.T) {
 		t.Errorf("Main usage: %d %q %q", code, stdout.String(), stderr.String())
 	}
 }
+
+func TestDaemonLogger(t *testing.T) {
+	var b strings.Builder
+	log, closeLog := ocf.DaemonLogger(&b, []string{"HA_LOGFACILITY=none"}, "X(r)", false, "rsc", "r")
+	log.Debug("hidden")
+	log.Info("shown", "k", "v")
+	closeLog()
+	if got := b.String(); strings.Contains(got, "hidden") || !strings.Contains(got, "msg=shown rsc=r k=v") || strings.Contains(got, "time=") {
+		t.Errorf("log %q", got)
+	}
+	b.Reset()
+	log, closeLog = ocf.DaemonLogger(&b, nil, "X(r)", true)
+	log.Debug("debug shown")
+	closeLog()
+	if !strings.Contains(b.String(), "debug shown") {
+		t.Errorf("debug log %q", b.String())
+	}
+}
