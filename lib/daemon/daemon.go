@@ -3,7 +3,8 @@
 // the supervision an OCF agent needs when no service manager runs the program (hosts
 // without systemd, containers, test sandboxes).
 //
-// The program runs in its own session (setsid), with stdin on /dev/null and stdout and
+// The program runs in its own session (setsid), with stdin on /dev/null (or a file the
+// caller gives, such as a pipe holding its secrets) and stdout and
 // stderr appended to its own log file, so that it outlives the agent and never writes
 // to the agent's pipes. The pid file is written atomically (a temporary file renamed).
 // A pid is believed only while /proc/<pid>/cmdline is still the program's command line
@@ -36,6 +37,10 @@ type Spec struct {
 	PidFile, LogFile string
 	// Env is the program's environment; nil means the agent's own.
 	Env []string
+	// Stdin is the program's standard input; nil means /dev/null. A pipe the agent
+	// has filled hands the program what must not be in its argv or environment (a
+	// password): its contents sit in the pipe until the program reads them.
+	Stdin *os.File
 	// ProcRoot is /proc; tests may point it elsewhere.
 	ProcRoot string
 }
@@ -88,7 +93,10 @@ func Start(s Spec) (int, error) {
 	cmd := exec.Command(path, s.Args...)
 	cmd.Env = s.Env
 	cmd.Dir = "/"
-	cmd.Stdout, cmd.Stderr = logf, logf // stdin: /dev/null
+	cmd.Stdout, cmd.Stderr = logf, logf
+	if s.Stdin != nil {
+		cmd.Stdin = s.Stdin // an *os.File: handed over as is, no copying goroutine
+	}
 	cmd.SysProcAttr = &syscall.SysProcAttr{Setsid: true}
 	if err := cmd.Start(); err != nil {
 		return 0, fmt.Errorf("starting %s: %w", path, err)

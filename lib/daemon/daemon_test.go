@@ -160,3 +160,39 @@ func TestMissingCommand(t *testing.T) {
 		t.Error("Start: a missing program started")
 	}
 }
+
+func TestStdinHandsOverAPipe(t *testing.T) {
+	dir := t.TempDir()
+	script := filepath.Join(dir, "reader")
+	if err := os.WriteFile(script, []byte("#!/bin/sh\nread -r line\necho \"got $line\"\nwhile :; do sleep 0.05; done\n"), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	s := spec(t, script)
+	r, w, err := os.Pipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := w.WriteString("the-secret\n"); err != nil {
+		t.Fatal(err)
+	}
+	w.Close()
+	s.Stdin = r
+	if _, err := daemon.Start(s); err != nil {
+		t.Fatal(err)
+	}
+	r.Close()
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	defer daemon.Stop(ctx, s, time.Second)
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		log, _ := os.ReadFile(s.LogFile)
+		if strings.Contains(string(log), "got the-secret") {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("log file: %q", log)
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+}
