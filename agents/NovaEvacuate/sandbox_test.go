@@ -1,0 +1,149 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"os"
+	"path/filepath"
+	"testing"
+	"time"
+
+	"github.com/novaha/novaha/lib/nova"
+	sandbox "github.com/novaha/novaha/test/nova"
+)
+
+// TestRealNovaEvacuation runs the agent against the real Nova of test/nova (gated by
+// NOVA_SANDBOX_TESTS=1; wrap it in `flock /tmp/novaha-nova.lock`): servers on compute1,
+// compute1 crashes (kill -9 of its nova-compute) and is fenced as fence_nova fences it,
+// the controller runs, and every server must end ACTIVE on another host, evacuated
+// exactly once, and compute1 marked evacuated. compute1 is then restored (nova-compute
+// started, force-down lifted, enabled) and the servers deleted.
+func TestRealNovaEvacuation(t *testing.T) {
+	s := sandbox.Require(t)
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Minute)
+	defer cancel()
+	const host = "compute1"
+	c, err := nova.Dial(ctx, nova.Config{Cloud: s.Cloud, CloudsFile: s.CloudsYAML})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	restore(ctx, t, s, c, host)
+	t.Cleanup(func() { restore(context.Background(), t, s, c, host) })
+
+	prefix := fmt.Sprintf("nevac%d", time.Now().Unix())
+	servers, err := s.Seed(ctx, sandbox.SeedOptions{Servers: 4, Prefix: prefix, Hosts: []string{host}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		if err := s.Unseed(context.Background(), prefix); err != nil {
+			t.Errorf("unseed: %v", err)
+		}
+	})
+
+	if err := s.KillCompute(ctx, host); err != nil {
+		t.Fatal(err)
+	}
+	svc, err := nova.ComputeService(ctx, c, host)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := nova.Fence(ctx, c, svc, time.Now()); err != nil {
+		t.Fatal(err)
+	}
+	t0 := time.Now()
+
+	dir := t.TempDir()
+	b := binary{t: t, path: build.Path(t), params: map[string]string{"cloud": s.Cloud, "clouds_yaml": s.CloudsYAML,
+		"state_dir": dir, "token_cache": "0", "instance_selection": "all"}}
+	b.must("start", 0)
+	t.Cleanup(func() {
+		b.run("stop")
+		if log, err := os.ReadFile(filepath.Join(dir, "NovaEvacuate-evac.log")); err == nil {
+			t.Logf("controller log:\n%s", log)
+		}
+	})
+	var marker nova.Marker
+	waitFor(t, host+" marked evacuated", 5*time.Minute, func() bool {
+		sv, err := nova.ComputeService(ctx, c, host)
+		if err != nil {
+			t.Fatal(err)
+		}
+		m, ok := nova.ParseMarker(sv.DisabledReason)
+		marker = m
+		return ok && m.Phase == nova.Evacuated
+	})
+	t.Logf("%d servers evacuated off %s in %s (fence to marker evacuated)", len(servers), host, time.Since(t0).Round(100*time.Millisecond))
+	b.must("monitor", 0, "OCF_RESKEY_CRM_meta_interval=10000")
+	b.must("stop", 0)
+
+	if marker.Moved != len(servers) || marker.Failed != 0 {
+		t.Errorf("marker %+v, want moved=%d failed=0", marker, len(servers))
+	}
+	migs, err := c.ListMigrations(ctx, nova.ListMigrationsOpts{SourceCompute: host, MigrationType: nova.MigrationEvacuation})
+	if err != nil {
+		t.Fatal(err)
+	}
+	count := map[string]int{}
+	for _, m := range migs {
+		count[m.InstanceUUID]++
+	}
+	list, err := c.ListServers(ctx, nova.ListServersOpts{AllTenants: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	byID := map[string]nova.Server{}
+	for _, sv := range list {
+		byID[sv.ID] = sv
+	}
+	for _, want := range servers {
+		got := byID[want.ID]
+		if got.Status != "ACTIVE" || got.Host == host || got.Host == "" || got.TaskState != "" || count[want.ID] != 1 {
+			t.Errorf("server %s: status %s on %q, task %q, %d evacuations; want ACTIVE elsewhere, evacuated once",
+				want.Name, got.Status, got.Host, got.TaskState, count[want.ID])
+		}
+	}
+}
+
+// restore brings host back to service as its return would: nova-compute running (it
+// marks its done evacuations completed, without which Nova refuses to lift the
+// force-down), force-down lifted, enabled once up.
+func restore(ctx context.Context, t *testing.T, s *sandbox.Sandbox, c *nova.Client, host string) {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(ctx, 3*time.Minute)
+	defer cancel()
+	if err := s.StartCompute(ctx, host); err != nil {
+		t.Errorf("restore %s: %v", host, err)
+		return
+	}
+	for {
+		svc, err := nova.ComputeService(ctx, c, host)
+		if err != nil {
+			t.Errorf("restore %s: %v", host, err)
+			return
+		}
+		var u nova.ServiceUpdate
+		switch {
+		case svc.ForcedDown:
+			u.ForcedDown = nova.LiftForceDown
+		case !svc.Up():
+		case !svc.Enabled():
+			u.Status = "enabled"
+		default:
+			return
+		}
+		if u != (nova.ServiceUpdate{}) {
+			if _, err := c.UpdateService(ctx, svc, u); err != nil && nova.StatusCode(err) != 400 {
+				t.Errorf("restore %s: %v", host, err)
+				return
+			}
+		}
+		select {
+		case <-ctx.Done():
+			t.Errorf("restore %s: %v", host, ctx.Err())
+			return
+		case <-time.After(time.Second):
+		}
+	}
+}
