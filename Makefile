@@ -163,5 +163,5 @@ nova-stop:
 # the tests share one and it is stopped once, whatever they report.
 .PHONY: nova-test
 nova-test: nova-start
-	NOVA_SANDBOX_TESTS=1 $(GO) test -p 1 -count=1 -tags libvirt_dlopen ./test/nova ./fence_nova; \
+	NOVA_SANDBOX_TESTS=1 $(GO) test -p 1 -count=1 -tags libvirt_dlopen ./test/nova ./fence_nova ./agents/NovaEvacuate; \
 		rc=$$?; test/nova/sandbox stop; exit $$rc
