@@ -64,6 +64,7 @@ type settings struct {
 	MaxFencedPercent int                  `json:"max_fenced_percent"`
 	RetryTimeout     time.Duration        `json:"retry_timeout"`
 	Interval         time.Duration        `json:"interval"`
+	Stock            bool                 `json:"stock"`
 }
 
 func settingsOf(r *ocf.Request) settings {
@@ -79,6 +80,7 @@ func settingsOf(r *ocf.Request) settings {
 		MaxFencedPercent: r.Int(paramMaxFenced),
 		RetryTimeout:     r.Duration(paramRetryTimeout),
 		Interval:         r.Duration(paramInterval),
+		Stock:            r.Bool(paramStock),
 	}
 }
 

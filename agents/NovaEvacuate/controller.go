@@ -15,6 +15,7 @@ import (
 	"github.com/novaha/novaha/lib/evacuation"
 	"github.com/novaha/novaha/lib/nova"
 	"github.com/novaha/novaha/lib/ocf"
+	"github.com/novaha/novaha/lib/pacemaker"
 )
 
 // maxConfigSize bounds what the controller reads from its configuration pipe.
@@ -105,6 +106,9 @@ func control(ctx context.Context, cfg childConfig, log *slog.Logger, e env) erro
 	ecfg.Log = log
 	ecfg.StatusFile = cfg.Paths.Status
 	ecfg.PID = os.Getpid()
+	if cfg.Settings.Stock {
+		ecfg.Stock = evacuation.AttrdStock{Attrd: &pacemaker.Attrd{Log: log}}
+	}
 	ctrl, err := evacuation.New(ecfg)
 	if err != nil {
 		return err

@@ -44,6 +44,7 @@ const (
 	paramInterval        = "interval"
 	paramStateDir        = "state_dir"
 	paramNovaDownTimeout = "nova_down_timeout"
+	paramStock           = "stock_evacuate"
 )
 
 // Defaults of the agent's own parameters.
@@ -144,13 +145,19 @@ also in the .log file; to the .log file alone otherwise. Default HA_RSCTMP
 resource, so that Pacemaker restarts it (on another node, if this node's network is the
 cause). The controller never records anything as done while Nova is unreachable, so
 waiting is safe; 0 never fails the resource for it.`},
+		ocf.Param{Name: paramStock, Type: ocf.Boolean, Default: "true",
+			ShortDesc: "Also evacuate the hosts a stock fence_compute fenced (node attribute evacuate=yes)",
+			LongDesc: `Also evacuate the hosts that a stock fence_compute fenced: forced down in Nova, with the
+Pacemaker node attribute evacuate=yes, and set the attribute to no once they are evacuated,
+as the stock NovaEvacuate does (through attrd_updater). fence_nova sets the attribute too,
+so that either controller works with it.`},
 	)
 	return &ocf.Agent{
 		Name:      "NovaEvacuate",
 		Version:   "1.0",
 		ShortDesc: "Evacuates the instances of fenced OpenStack compute hosts",
 		LongDesc: `NovaEvacuate runs novaha's evacuation controller, once per cluster: it moves the instances
-of the compute hosts that fence_nova fenced to healthy hosts,
+of the compute hosts that fence_nova (or a stock fence_compute) fenced to healthy hosts,
 in parallel, spread by free capacity, confirming each through Nova's migration records,
 then marks the host evacuated so that it may return. All its state is in Nova: Pacemaker
 may stop, kill or move it at any moment, and it carries on with no instance evacuated

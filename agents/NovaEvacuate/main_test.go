@@ -63,7 +63,9 @@ func run(t *testing.T, e env, action string, params map[string]string, extra ...
 
 func baseParams(srv *novatest.Server, dir string) map[string]string {
 	return map[string]string{"auth_url": srv.AuthURL(), "username": novatest.Username, "password": novatest.Password,
-		"tenant_name": novatest.Project, "state_dir": dir, "interval": "100ms", "token_cache": "0"}
+		"tenant_name": novatest.Project, "state_dir": dir, "interval": "100ms", "token_cache": "0",
+		// No cluster here (and another test's cluster must not be asked).
+		"stock_evacuate": "0"}
 }
 
 func TestValidateAllRejectsBadParameters(t *testing.T) {

@@ -56,7 +56,7 @@ func TestRealNovaEvacuation(t *testing.T) {
 
 	dir := t.TempDir()
 	b := binary{t: t, path: build.Path(t), params: map[string]string{"cloud": s.Cloud, "clouds_yaml": s.CloudsYAML,
-		"state_dir": dir, "token_cache": "0", "instance_selection": "all"}}
+		"state_dir": dir, "token_cache": "0", "instance_selection": "all", "stock_evacuate": "0"}}
 	b.must("start", 0)
 	t.Cleanup(func() {
 		b.run("stop")
