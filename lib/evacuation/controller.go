@@ -388,11 +388,13 @@ func (c *Controller) readHost(ctx context.Context, hw *hostWork, now time.Time) 
 		hw.svc, hw.marker, hw.since = got, m, m.At
 		c.noteHost(hw.host, "evacuating", slog.LevelInfo, "host fenced: evacuating its instances", "action", "mark evacuating", "outcome", "done")
 	}
+	// Not filtered with changes-since: Nova compares it with updated_at, which stays
+	// NULL until a migration changes status, so a just accepted evacuation would be
+	// missing. The fence cycle is kept by created_at, here.
 	opts := nova.ListMigrationsOpts{SourceCompute: hw.host, MigrationType: "evacuation"}
 	cycle := time.Time{}
 	if hw.marked && !hw.since.IsZero() {
 		cycle = hw.since.Add(-cycleMargin)
-		opts.ChangesSince = cycle
 	}
 	// Migrations first, then servers: an evacuation seen in flight may be done by the
 	// time the servers are listed, but one seen done has already taken its instance
@@ -467,10 +469,14 @@ func (c *Controller) classify(hw *hostWork, id string, srv *nova.Server, migs []
 		switch {
 		case migrationInFlight(last.Status):
 			i.state = stInFlight
-			if !last.UpdatedAt.IsZero() && now.Sub(last.UpdatedAt) > c.cfg.RetryTimeout {
+			changed := last.UpdatedAt
+			if changed.IsZero() {
+				changed = last.CreatedAt // never updated since Nova accepted it
+			}
+			if !changed.IsZero() && now.Sub(changed) > c.cfg.RetryTimeout {
 				i.state = stFailed
 				i.reason = fmt.Sprintf("evacuation to %q stuck in status %s since %s", last.DestCompute, last.Status,
-					last.UpdatedAt.UTC().Format(time.RFC3339))
+					changed.UTC().Format(time.RFC3339))
 			}
 		case migrationDone(last.Status) && srv == nil:
 			i.state = stMoved

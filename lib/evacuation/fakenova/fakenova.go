@@ -504,7 +504,8 @@ func (f *Nova) ListMigrations(ctx context.Context, opts nova.ListMigrationsOpts)
 	var out []nova.Migration
 	for _, m := range f.migs[opts.SourceCompute] {
 		if (opts.MigrationType == "" || m.MigrationType == opts.MigrationType) &&
-			(opts.ChangesSince.IsZero() || !m.UpdatedAt.Before(opts.ChangesSince)) {
+			// Nova filters changes-since on updated_at: a NULL one never matches.
+			(opts.ChangesSince.IsZero() || (!m.UpdatedAt.IsZero() && !m.UpdatedAt.Before(opts.ChangesSince))) {
 			out = append(out, *m)
 		}
 	}
@@ -609,7 +610,7 @@ func (f *Nova) evacuate(id string, opts nova.EvacuateOpts, op string) (lose bool
 	f.nextMig++
 	m := &nova.Migration{ID: f.nextMig, UUID: fmt.Sprintf("mig-%d", f.nextMig), InstanceUUID: id,
 		SourceCompute: srv.Host, DestCompute: dest, Status: "accepted", MigrationType: "evacuation",
-		CreatedAt: now, UpdatedAt: now}
+		CreatedAt: now} // updated_at stays NULL until the status changes, as in Nova's database
 	f.migs[srv.Host] = append(f.migs[srv.Host], m)
 	srv.TaskState, srv.Updated = "rebuilding", now
 	f.accepted[id]++
