@@ -4,6 +4,7 @@
 #   make test         deps, lint, unit tests, then the conformance suite on the built agents
 #   make demo         show a host failure being recovered (BMC simulator, for now)
 #   make bench        benchmarks, side by side with the Python agents
+#   make e2e-up       the multi-node testbed (test/e2e): 2 controllers, 3 remote computes
 #   make install      DESTDIR-aware install of agents and man pages
 #   make dist         source tarball with vendor/, builds offline (packaging/out/)
 #   make packages     .deb and .rpm from that tarball (packaging/deps.sh installs the tools)
@@ -165,3 +166,23 @@ nova-stop:
 nova-test: nova-start
 	NOVA_SANDBOX_TESTS=1 $(GO) test -p 1 -count=1 -tags libvirt_dlopen ./test/nova ./fence_nova ./agents/NovaEvacuate; \
 		rc=$$?; test/nova/sandbox stop; exit $$rc
+
+# The multi-node testbed (test/e2e/README.md): controllers and pacemaker_remote computes,
+# each in its own network, mount and PID namespaces, a simulated BMC per compute, and
+# fence_ipmi devices through them. e2e-up/e2e-down/e2e-status for humans; e2e-test
+# runs the testbed's own tests (with NOVA_SANDBOX_TESTS=1 also the Nova one: run that
+# under flock /tmp/novaha-nova.lock).
+E2E := test/e2e/.bin/testbed
+.PHONY: e2e-deps e2e-up e2e-down e2e-status e2e-test $(E2E)
+e2e-deps:
+	bash test/e2e/deps.sh
+$(E2E):
+	$(GO) build -o $@ ./test/e2e/cmd/testbed
+e2e-up: e2e-deps build $(E2E)
+	$(E2E) up -agents $(CURDIR)/$(BIN)
+e2e-down: $(E2E)
+	$(E2E) down
+e2e-status: $(E2E)
+	$(E2E) status
+e2e-test: e2e-deps build
+	NOVAHA_E2E_TESTS=1 NOVAHA_BIN=$(CURDIR)/$(BIN) $(GO) test -count=1 -v -timeout 20m ./test/e2e/

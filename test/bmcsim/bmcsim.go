@@ -1,6 +1,7 @@
 // Package bmcsim runs OpenIPMI's BMC simulator, ipmi_sim, for tests and for the end-to-end
-// sandbox: a real IPMI 1.5 / 2.0 (RMCP+) LAN endpoint on 127.0.0.1 whose chassis power
-// is a state file, and whose every chassis control request is appended to a log.
+// sandbox: a real IPMI 1.5 / 2.0 (RMCP+) LAN endpoint on 127.0.0.1 (or Options.Host)
+// whose chassis power is a state file, and whose every chassis control request is
+// appended to a log.
 //
 // ipmi_sim calls an external "chassis_control" program for power get/set; bmcsim writes
 // that program (a bash script) so that powering off runs Options.OffCommand and powering
@@ -87,7 +88,10 @@ type Options struct {
 	// empty means one-key logins, as on most BMCs.
 	BMCKey string
 
-	// Port is the UDP port on 127.0.0.1; 0 picks a free one.
+	// Host is the IPv4 address the simulator binds; default 127.0.0.1. The end-to-end
+	// testbed binds an address of its bridge, so nodes in network namespaces reach it.
+	Host string
+	// Port is the UDP port on Host; 0 picks a free one.
 	Port int
 	// Dir holds the configuration, the power state and the logs. Empty means a new
 	// temporary directory, removed by Stop. An existing power state in Dir is kept, so
@@ -110,7 +114,7 @@ type Options struct {
 
 // BMC is a running ipmi_sim.
 type BMC struct {
-	// Host is always 127.0.0.1; Port the UDP port it answers on.
+	// Host is the address it answers on (Options.Host); Port the UDP port.
 	Host string
 	Port int
 	// Username and Password of the administrator account.
@@ -184,11 +188,14 @@ func Start(ctx context.Context, opts Options) (*BMC, error) {
 	if opts.Password == "" {
 		opts.Password = DefaultPassword
 	}
+	if opts.Host == "" {
+		opts.Host = "127.0.0.1"
+	}
 	if err := opts.validate(); err != nil {
 		return nil, err
 	}
 
-	b := &BMC{Host: "127.0.0.1", Username: opts.Username, Password: opts.Password, Dir: opts.Dir}
+	b := &BMC{Host: opts.Host, Username: opts.Username, Password: opts.Password, Dir: opts.Dir}
 	if b.Dir == "" {
 		d, err := os.MkdirTemp("", "bmcsim-")
 		if err != nil {
@@ -204,10 +211,10 @@ func Start(ctx context.Context, opts Options) (*BMC, error) {
 
 	port := opts.Port
 	if port == 0 {
-		if port, err = freeUDPPort(); err != nil {
+		if port, err = freeUDPPort(opts.Host); err != nil {
 			return nil, err
 		}
-	} else if err := checkUDPPortFree(port); err != nil {
+	} else if err := checkUDPPortFree(opts.Host, port); err != nil {
 		return nil, err
 	}
 	b.Port = port
@@ -252,6 +259,9 @@ func (o Options) validate() error {
 			return err
 		}
 	}
+	if ip := net.ParseIP(o.Host); ip == nil || ip.To4() == nil {
+		return fmt.Errorf("bmcsim: host %q is not an IPv4 address", o.Host)
+	}
 	if o.Port < 0 || o.Port > 65535 {
 		return fmt.Errorf("bmcsim: port %d out of range", o.Port)
 	}
@@ -277,10 +287,10 @@ func checkWord(what, s string, max int) error {
 	return nil
 }
 
-func freeUDPPort() (int, error) {
-	c, err := net.ListenPacket("udp4", "127.0.0.1:0")
+func freeUDPPort(host string) (int, error) {
+	c, err := net.ListenPacket("udp4", net.JoinHostPort(host, "0"))
 	if err != nil {
-		return 0, fmt.Errorf("bmcsim: pick a free UDP port: %w", err)
+		return 0, fmt.Errorf("bmcsim: pick a free UDP port on %s: %w", host, err)
 	}
 	defer c.Close()
 	return c.LocalAddr().(*net.UDPAddr).Port, nil
@@ -288,10 +298,10 @@ func freeUDPPort() (int, error) {
 
 // checkUDPPortFree binds the port without address reuse: ipmi_sim would share a port
 // with another simulator instead of failing.
-func checkUDPPortFree(port int) error {
-	c, err := net.ListenPacket("udp4", net.JoinHostPort("127.0.0.1", strconv.Itoa(port)))
+func checkUDPPortFree(host string, port int) error {
+	c, err := net.ListenPacket("udp4", net.JoinHostPort(host, strconv.Itoa(port)))
 	if err != nil {
-		return fmt.Errorf("bmcsim: UDP port %d on 127.0.0.1 is in use: %w", port, err)
+		return fmt.Errorf("bmcsim: UDP port %d on %s is in use: %w", port, host, err)
 	}
 	return c.Close()
 }

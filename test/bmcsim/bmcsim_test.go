@@ -198,7 +198,7 @@ func TestHooksStopAndStartTheHost(t *testing.T) {
 	if err := b.Stop(); err != nil {
 		t.Fatal(err)
 	}
-	if err := checkUDPPortFree(b.Port); err != nil {
+	if err := checkUDPPortFree(b.Host, b.Port); err != nil {
 		t.Fatalf("port still bound after Stop: %v", err)
 	}
 	time.Sleep(400 * time.Millisecond) // past BootDelay: a boot would have happened by now

@@ -47,7 +47,7 @@ func writeFiles(dir string, port int, o Options) error {
 	return nil
 }
 
-// lanConf is ipmi_sim's configuration (ipmi_lan(5)): one LAN channel on 127.0.0.1, MD5
+// lanConf is ipmi_sim's configuration (ipmi_lan(5)): one LAN channel on o.Host, MD5
 // for IPMI 1.5 sessions, the administrator as user 2 (user 1 is the anonymous user).
 func lanConf(port int, o Options) string {
 	var b strings.Builder
@@ -55,14 +55,14 @@ func lanConf(port int, o Options) string {
 name "bmcsim"
 set_working_mc 0x20
   startlan 1
-    addr 127.0.0.1 %d
+    addr %s %d
     priv_limit admin
     allowed_auths_callback md5
     allowed_auths_user md5
     allowed_auths_operator md5
     allowed_auths_admin md5
     guid 6e6f76616861626d6373696d00000001
-`, port)
+`, o.Host, port)
 	if o.BMCKey != "" {
 		fmt.Fprintf(&b, "    bmc_key \"%s\"\n", o.BMCKey)
 	}

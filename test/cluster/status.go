@@ -113,6 +113,10 @@ type xmlMon struct {
 	} `xml:"resources"`
 }
 
+// ParseStatus decodes `crm_mon -1 --output-as=xml`, for harnesses that run crm_mon
+// themselves (test/e2e runs it inside a node's namespaces).
+func ParseStatus(out []byte) (*Status, error) { return parseStatus(out) }
+
 // parseStatus decodes crm_mon's XML output.
 func parseStatus(out []byte) (*Status, error) {
 	var m xmlMon
