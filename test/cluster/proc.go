@@ -158,17 +158,21 @@ func foreignDaemons(procDir string) ([]proc, error) {
 		return nil, err
 	}
 	self, _ := readProc(procDir, os.Getpid())
-	isolated := func(p proc) bool {
-		return self.NetNS != "" && self.MntNS != "" && p.NetNS != "" && p.MntNS != "" &&
-			p.NetNS != self.NetNS && p.MntNS != self.MntNS
-	}
 	var out []proc
 	for _, p := range all {
-		if p.State != 'Z' && !p.Marked && isDaemon(p.Name) && !isolated(p) {
+		if p.State != 'Z' && !p.Marked && isDaemon(p.Name) && !isolated(self, p) {
 			out = append(out, p)
 		}
 	}
 	return out, nil
+}
+
+// isolated reports whether p runs in both another network namespace and another mount
+// namespace than self (the nodes of a multi-node testbed): it reaches no port, socket,
+// configuration or state file of this machine's cluster.
+func isolated(self, p proc) bool {
+	return self.NetNS != "" && self.MntNS != "" && p.NetNS != "" && p.MntNS != "" &&
+		p.NetNS != self.NetNS && p.MntNS != self.MntNS
 }
 
 // describe renders a process list for messages: "pacemakerd[123] (ppid 1, run X)".

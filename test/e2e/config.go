@@ -19,7 +19,8 @@ const (
 	// DefaultRemoted is where test/e2e/deps.sh extracts Debian's pacemaker-remote: the
 	// package cannot be installed beside pacemaker (it declares a conflict and removes it).
 	DefaultRemoted = "/opt/novaha-e2e/pacemaker-remote/usr/sbin/pacemaker-remoted"
-	// DefaultBMCPortBase: computeN's BMC answers on UDP port base+N of the bridge address.
+	// DefaultBMCPortBase: the BMC of the Nth node (controllers first) answers on UDP port
+	// base+N of the bridge address.
 	DefaultBMCPortBase = 16230
 	DefaultBootDelay   = 5 * time.Second
 	// DefaultNovaDir is the Nova sandbox's state directory (test/nova), whose ports.env
@@ -58,8 +59,12 @@ type Config struct {
 	// for the controllers' Pacemaker (overlay on /usr/sbin), the others as OCF agents of
 	// provider novaha on every node. Empty installs none.
 	AgentDir string
-	// Fencing creates a fence_ipmi device per compute node (pcs stonith create, through
-	// its BMC) and leaves stonith-enabled on; needs AgentDir with fence_ipmi. Without it
+	// Fencing creates a fence_ipmi device per node, controllers included (pcs stonith
+	// create, through its BMC), and leaves stonith-enabled on; needs AgentDir with
+	// fence_ipmi. The controllers need theirs even when only computes are fenced: once a
+	// device has provides=unfencing (fence_nova's), Pacemaker unfences every node before
+	// it probes that device there, and unfencing a node no device can fence fails and
+	// blocks every fence device's start. Without Fencing
 	// stonith-enabled is false, as Pacemaker starts no resource (remote connections
 	// included) with fencing enabled and no device.
 	Fencing bool
@@ -191,7 +196,7 @@ type Node struct {
 	Addr  string // its address on the testbed network
 	NetNS string // its network namespace (ip netns)
 	Veth  string // the root namespace's end of its veth pair
-	// BMCPort is the UDP port of its BMC on the bridge address (computes only).
+	// BMCPort is the UDP port of its BMC on the bridge address.
 	BMCPort int
 }
 
@@ -201,11 +206,11 @@ func (c Config) nodes() []Node {
 	for i := 1; i <= c.Controllers; i++ {
 		name := fmt.Sprintf("ctl%d", i)
 		ns = append(ns, Node{Name: name, Role: "controller", Addr: fmt.Sprintf("%s%d", subnetPrefix, 10+i),
-			NetNS: "nha-" + name, Veth: "nha-" + name})
+			NetNS: "nha-" + name, Veth: "nha-" + name, BMCPort: c.BMCPortBase + len(ns) + 1})
 	}
 	for i, h := range c.Computes {
 		ns = append(ns, Node{Name: h, Role: "compute", Addr: fmt.Sprintf("%s%d", subnetPrefix, 101+i),
-			NetNS: "nha-" + h, Veth: "nha-" + h, BMCPort: c.BMCPortBase + i + 1})
+			NetNS: "nha-" + h, Veth: "nha-" + h, BMCPort: c.BMCPortBase + len(ns) + 1})
 	}
 	return ns
 }

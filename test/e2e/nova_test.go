@@ -9,6 +9,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/novaha/novaha/test/cluster"
 	"github.com/novaha/novaha/test/nova"
 )
 
@@ -96,5 +97,52 @@ func TestNovaComputeInsideNode(t *testing.T) {
 	}
 	if compute.Alive() {
 		t.Errorf("nova-compute[%d] survived the power off of %s", compute.PID, host)
+	}
+}
+
+// TestInstanceHAConfiguration applies configure.sh (the admin guide's pcs steps on top of
+// what Up configured) and checks that every fence device starts, fence-nova included
+// (its monitor reaches Keystone and Nova through the forwarders), with one level per
+// compute: its power device, then fence-nova. It fences nothing: Nova is left as found.
+func TestInstanceHAConfiguration(t *testing.T) {
+	nova.Require(t)
+	tb := testbed(t)
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
+	defer cancel()
+	script, err := filepath.Abs("configure.sh")
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i := 0; i < 2; i++ { // the second run must find everything in place
+		if out, err := tb.Run(ctx, "ctl1", script); err != nil {
+			t.Fatalf("configure.sh (run %d): %v\n%s", i+1, err, out)
+		}
+	}
+	if _, err := tb.WaitStatus(ctx, "every fence device started", func(s *cluster.Status) bool {
+		n := 0
+		for _, r := range s.Resources {
+			if strings.HasPrefix(r.Agent, "stonith:") {
+				if !r.Active || r.Failed {
+					return false
+				}
+				n++
+			}
+		}
+		return n == len(tb.Nodes())+1
+	}); err != nil {
+		t.Fatal(err)
+	}
+	out, err := tb.Pcs(ctx, "stonith", "level", "config")
+	if err != nil {
+		t.Fatalf("pcs stonith level config: %v\n%s", err, out)
+	}
+	for _, n := range tb.Nodes() {
+		if n.Role != "compute" {
+			continue
+		}
+		want := "Target: " + n.Name + "\n  Level 1 - ipmi-" + n.Name + ",fence-nova"
+		if !strings.Contains(out, want) {
+			t.Errorf("levels: want %q in\n%s", want, out)
+		}
 	}
 }

@@ -1,9 +1,9 @@
 // Package e2e runs a multi-node Corosync/Pacemaker testbed on one machine, for the
 // end-to-end scenario of instance HA: controllers (corosync + pacemakerd) and compute
 // nodes (pacemaker_remote), each in its own network, mount, UTS and PID namespaces, joined
-// by a bridge on 10.77.0.0/24; one simulated BMC (ipmi_sim, test/bmcsim) per compute
-// node whose power off kills the node's whole PID namespace and whose power on boots it
-// again; and forwarders that make the Nova sandbox (test/nova, 127.0.0.1 of the root
+// by a bridge on 10.77.0.0/24; one simulated BMC (ipmi_sim, test/bmcsim) per node whose
+// power off kills the node's whole PID namespace and whose power on boots it again; and
+// forwarders that make the Nova sandbox (test/nova, 127.0.0.1 of the root
 // namespace) reachable on 127.0.0.1 inside every node.
 //
 // Nothing of the machine's own cluster configuration is touched: each node mounts its own
@@ -13,8 +13,8 @@
 // see each other's daemons nor the single-node cluster of test/cluster, which other tests
 // run at the same time.
 //
-// One testbed runs at a time: Up takes a machine-wide flock (LockFile) and holds it until
-// Down. Up first cleans up after a testbed whose owner died without Down (its state
+// One testbed runs at a time: Up takes a machine-wide flock (LockFile), waiting for it as
+// long as its context allows, and holds it until Down. Up first cleans up after a testbed whose owner died without Down (its state
 // file names its nodes, namespaces and links). The owner is the process that called Up: a test
 // binary, or `testbed serve` behind the `testbed up` command (test/e2e/cmd/testbed).
 package e2e
@@ -106,16 +106,16 @@ func Up(ctx context.Context, cfg Config) (_ *Testbed, err error) {
 		if _, err := os.Stat(cfg.Remoted); err != nil {
 			return nil, fmt.Errorf("e2e: pacemaker-remoted (run test/e2e/deps.sh): %w", err)
 		}
-		if err := bmcsim.Available(); err != nil {
-			return nil, fmt.Errorf("e2e: %w", err)
-		}
+	}
+	if err := bmcsim.Available(); err != nil {
+		return nil, fmt.Errorf("e2e: %w", err)
 	}
 	tb := &Testbed{cfg: cfg, nodes: cfg.nodes(), bmcs: map[string]*bmcsim.BMC{}}
 	if err := os.MkdirAll(cfg.Dir, 0o755); err != nil {
 		return nil, fmt.Errorf("e2e: %w", err)
 	}
 	var prevDir string
-	if tb.lock, prevDir, err = takeLock(cfg.Dir); err != nil {
+	if tb.lock, prevDir, err = takeLock(ctx, cfg.Dir); err != nil {
 		return nil, fmt.Errorf("e2e: %w", err)
 	}
 	defer func() {
@@ -186,7 +186,7 @@ func (tb *Testbed) Nodes() []Node { return append([]Node(nil), tb.nodes...) }
 // Dir is the state directory.
 func (tb *Testbed) Dir() string { return tb.cfg.Dir }
 
-// BMC returns the simulated BMC of a compute node.
+// BMC returns the simulated BMC of a node.
 func (tb *Testbed) BMC(node string) (*bmcsim.BMC, bool) {
 	tb.mu.Lock()
 	defer tb.mu.Unlock()
@@ -266,17 +266,22 @@ func (tb *Testbed) Down(ctx context.Context) error {
 // next Up finds the dead testbed's state directory there.
 const LockFile = "/run/lock/novaha-e2e.lock"
 
-// takeLock takes the lock without waiting (a second testbed is an error) and returns the
+// takeLock takes the lock, waiting (polling) as long as ctx allows, and returns the
 // state directory its previous holder recorded.
-func takeLock(dir string) (_ *os.File, prevDir string, _ error) {
+func takeLock(ctx context.Context, dir string) (_ *os.File, prevDir string, _ error) {
 	f, err := os.OpenFile(LockFile, os.O_RDWR|os.O_CREATE, 0o644)
 	if err != nil {
 		return nil, "", err
 	}
-	if err := syscall.Flock(int(f.Fd()), syscall.LOCK_EX|syscall.LOCK_NB); err != nil {
-		f.Close()
-		pid, odir, _ := readLock()
-		return nil, "", fmt.Errorf("a testbed is running (pid %d, state in %s): stop it first (testbed down)", pid, odir)
+	for syscall.Flock(int(f.Fd()), syscall.LOCK_EX|syscall.LOCK_NB) != nil {
+		select {
+		case <-ctx.Done():
+			f.Close()
+			pid, odir, _ := readLock()
+			return nil, "", fmt.Errorf("a testbed is running (pid %d, state in %s): stop it first (testbed down): %w",
+				pid, odir, ctx.Err())
+		case <-time.After(250 * time.Millisecond):
+		}
 	}
 	_, prevDir, _ = readLock()
 	if err := f.Truncate(0); err == nil {
@@ -313,7 +318,10 @@ func Running() (pid int, dir string, ok bool) {
 // Recover cleans up after a testbed whose owner died without Down (the last state
 // directory the lock names); it fails if a testbed is running.
 func Recover(ctx context.Context) error {
-	l, prev, err := takeLock("")
+	// Only a free lock: a running testbed is not a crashed one.
+	nowait, cancel := context.WithCancel(ctx)
+	cancel()
+	l, prev, err := takeLock(nowait, "")
 	if err != nil {
 		return fmt.Errorf("e2e: %w", err)
 	}
@@ -356,9 +364,7 @@ func recoverCrashed(ctx context.Context, dir string, logf func(string, ...any)) 
 	logf("testbed of pid %d did not stop: removing its nodes and network", s.OwnerPID)
 	// Boot jobs of its BMCs (bmcsim runs them in the BMC's directory) would start nodes.
 	for _, n := range s.Nodes {
-		if n.Role == "compute" {
-			killInDir(filepath.Join(dir, "bmc", n.Name))
-		}
+		killInDir(filepath.Join(dir, "bmc", n.Name))
 	}
 	if err := teardown(ctx, dir, s, logf); err != nil {
 		return err
@@ -656,7 +662,7 @@ func (tb *Testbed) initialCIB(ctx context.Context) ([]byte, error) {
 }
 
 // configure adds the computes as remote nodes and, with Config.Fencing, one fence_ipmi
-// device per compute through its BMC.
+// device per node through its BMC.
 func (tb *Testbed) configure(ctx context.Context) error {
 	for _, n := range tb.nodes {
 		if n.Role != "compute" {
@@ -668,9 +674,11 @@ func (tb *Testbed) configure(ctx context.Context) error {
 			"server="+n.Addr, "reconnect_interval=5s", "op", "monitor", "interval=5s", "--force"); err != nil {
 			return fmt.Errorf("pcs resource create %s: %w: %s", n.Name, err, out)
 		}
-		if !tb.cfg.Fencing {
-			continue
-		}
+	}
+	if !tb.cfg.Fencing {
+		return nil
+	}
+	for _, n := range tb.nodes {
 		b, _ := tb.BMC(n.Name)
 		if out, err := tb.Pcs(ctx, "stonith", "create", "ipmi-"+n.Name, "fence_ipmi",
 			"ip="+b.Host, "ipport="+strconv.Itoa(b.Port), "username="+b.Username, "password="+b.Password,
@@ -681,13 +689,10 @@ func (tb *Testbed) configure(ctx context.Context) error {
 	return nil
 }
 
-// startBMCs starts one simulated BMC per compute node on the bridge address: power off
-// runs `node.sh kill`, power on `node.sh start` after BootDelay.
+// startBMCs starts one simulated BMC per node on the bridge address: power off runs
+// `node.sh kill`, power on `node.sh start` after BootDelay.
 func (tb *Testbed) startBMCs(ctx context.Context) error {
 	for _, n := range tb.nodes {
-		if n.Role != "compute" {
-			continue
-		}
 		dir := filepath.Join(tb.cfg.Dir, "bmc", n.Name)
 		// A fresh power state and log: the node is about to be started.
 		if err := os.RemoveAll(dir); err != nil {
