@@ -310,3 +310,21 @@ func TestLogDestinations(t *testing.T) {
 		})
 	}
 }
+
+func TestDaemonLoggerWithSyslog(t *testing.T) {
+	sys := &fakeSyslog{}
+	var tag string
+	dial := func(_ syslog.Priority, t string) (syslogWriter, error) { tag = t; return sys, nil }
+	var b strings.Builder
+	log, closeLog := daemonLogger(&b, map[string]string{"HA_LOGFACILITY": "daemon"}, dial, "X(r)", false, []any{"rsc", "r"})
+	log.Debug("hidden")
+	log.Info("routine")
+	log.Warn("careful")
+	closeLog()
+	if tag != "X(r)" || strings.Join(sys.lines, "|") != "info msg=routine rsc=r|warning msg=careful rsc=r" {
+		t.Errorf("syslog %q as %q", sys.lines, tag)
+	}
+	if got := b.String(); strings.Contains(got, "routine") || !strings.Contains(got, "level=WARN msg=careful rsc=r") || !strings.HasPrefix(got, "time=") {
+		t.Errorf("file %q: want only the warning, with its time", got)
+	}
+}
