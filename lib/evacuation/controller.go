@@ -610,7 +610,12 @@ func (c *Controller) dispatch(ctx context.Context, work []*hostWork, dests []nov
 		if inFlight >= c.cfg.MaxInFlight {
 			return
 		}
-		d := c.pick(cands, load, i.host.host)
+		// After a failed evacuation, another destination than the one that failed, if
+		// there is one.
+		d := c.pick(cands, load, i.host.host, i.dest)
+		if d == nil && i.dest != "" {
+			d = c.pick(cands, load, i.host.host, "")
+		}
 		if d == nil {
 			return // every destination is busy: the next round goes on
 		}
@@ -718,10 +723,10 @@ func (c *Controller) destinations(ctx context.Context, healthy []nova.Service, f
 // pick returns the destination with a free slot, the least loaded, then the one with
 // the most free memory, then vCPUs; nil when every one is full. A host that reports
 // no free memory or vCPU at all is left out.
-func (c *Controller) pick(cands []*dest, load map[string]int, source string) *dest {
+func (c *Controller) pick(cands []*dest, load map[string]int, source, avoid string) *dest {
 	var best *dest
 	for _, d := range cands {
-		if d.Host == source || load[d.Host] >= c.cfg.PerDestination || d.RAMFreeMB == 0 || d.VCPUsFree == 0 {
+		if d.Host == source || d.Host == avoid || load[d.Host] >= c.cfg.PerDestination || d.RAMFreeMB == 0 || d.VCPUsFree == 0 {
 			continue
 		}
 		if best == nil || cmp.Or(cmp.Compare(load[d.Host], load[best.Host]), cmp.Compare(best.RAMFreeMB, d.RAMFreeMB),

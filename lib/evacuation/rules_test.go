@@ -353,3 +353,24 @@ func TestBusyInstances(t *testing.T) {
 		t.Errorf("failures %v", st.Hosts[0].Failures)
 	}
 }
+
+// After an evacuation that failed in scheduling, the instance goes to another
+// destination, even when the failing one looks the best.
+func TestFailedDestinationAvoided(t *testing.T) {
+	c := newCloud(t, 3)
+	c.f.AddHost("big", 512, 4096*1024) // the most free memory: first choice
+	c.f.RefuseHost("big")
+	ids := c.addServers("c1", "a", 6, nil)
+	c.fence("c1")
+	ctl := c.controller(t, func(cfg *evacuation.Config) { cfg.PerDestination = 1 })
+	c.run(t, ctl, 120, c.evacuated("c1"))
+	m, _ := nova.ParseMarker(c.f.Service("c1").DisabledReason)
+	if m.Moved != 6 || m.Failed != 0 {
+		t.Fatalf("marker %q", c.f.Service("c1").DisabledReason)
+	}
+	for _, id := range ids {
+		if s := c.f.Server(id); s.Host == "big" || s.Host == "c1" || s.Status != "ACTIVE" {
+			t.Errorf("%s: %+v", id, s)
+		}
+	}
+}

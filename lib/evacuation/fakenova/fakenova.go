@@ -68,6 +68,7 @@ type Nova struct {
 	faults   map[string][]error // api -> errors of its next calls
 	instFail map[string][]fault // instance -> what its next evacuations do
 	busy     map[string]bool    // hosts with queued rebuilds
+	refused  map[string]bool    // hosts the scheduler refuses
 }
 
 type fault int
@@ -114,7 +115,7 @@ func New(clk clock.Clock) *Nova {
 		services: map[string]*nova.Service{}, hosts: map[string]*host{}, servers: map[string]*server{},
 		byHost: map[string]map[string]*server{}, migs: map[string][]*nova.Migration{}, images: map[string]image{},
 		calls: map[string]int{}, accepted: map[string]int{}, faults: map[string][]error{},
-		instFail: map[string][]fault{}, busy: map[string]bool{},
+		instFail: map[string][]fault{}, busy: map[string]bool{}, refused: map[string]bool{},
 	}
 }
 
@@ -181,6 +182,14 @@ func (f *Nova) place(srv *server, to string) {
 		h.usedVCPUs += srv.vcpus
 		h.usedRAM += srv.ram
 	}
+}
+
+// RefuseHost makes the scheduler refuse every evacuation to a host (as for a host
+// whose resources Placement cannot claim): the migration ends in error.
+func (f *Nova) RefuseHost(name string) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.refused[name] = true
 }
 
 // SetTask sets a server's task_state, as another operation would.
@@ -662,7 +671,7 @@ func (f *Nova) advance(now time.Time) {
 				}
 				j.started, j.start = true, start
 				s := f.services[name]
-				if j.outcome == faultNoValidHost || s.ForcedDown || s.State != "up" || s.Status != "enabled" {
+				if j.outcome == faultNoValidHost || f.refused[name] || s.ForcedDown || s.State != "up" || s.Status != "enabled" {
 					j.outcome = faultNoValidHost
 					f.finish(j, start)
 					h.queue = h.queue[1:]
