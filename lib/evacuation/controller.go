@@ -41,7 +41,12 @@ type Controller struct {
 	logged   map[string]string // instance -> the last outcome logged
 	notified map[string]string // host -> the last host decision logged
 	memo     map[string]*hostMemo
+	hyps     []nova.Hypervisor // the last reading of the destinations' capacity
+	hypsAt   time.Time
 }
+
+// hypervisorsTTL is how long a reading of the destinations' capacity is used.
+const hypervisorsTTL = 10 * time.Second
 
 // retry is the transient failures of one instance's evacuate requests.
 type retry struct {
@@ -695,10 +700,17 @@ func (c *Controller) destinations(ctx context.Context, healthy []nova.Service, f
 		}
 		allowed = only
 	}
-	hyps, err := c.hypervisors(ctx)
-	if err != nil {
-		// The capacity only orders the destinations: go on without it.
-		c.log.Warn("cannot read the hypervisors' free capacity; spreading by load only", "error", err)
+	// The capacity only orders the destinations, and the load of this controller's
+	// own evacuations is counted apart: a reading of a few seconds ago does.
+	var err error
+	hyps := c.hyps
+	if c.hyps == nil || c.clk.Now().Sub(c.hypsAt) >= hypervisorsTTL {
+		if hyps, err = c.hypervisors(ctx); err != nil {
+			c.log.Warn("cannot read the hypervisors' free capacity; spreading by load only", "error", err)
+			c.hyps = nil
+		} else {
+			c.hyps, c.hypsAt = hyps, c.clk.Now()
+		}
 	}
 	var out []*dest
 	seen := map[string]bool{}
