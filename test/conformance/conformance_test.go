@@ -469,13 +469,20 @@ func checkOCF(t *testing.T, a agent) {
 	}
 }
 
-// withFakeNova fills in the placeholders of an ocf-tester parameter file that needs a
-// Nova (NovaEvacuate): a fake one, with one healthy compute host, for the test's life.
+// withFakeNova fills in the placeholders of an ocf-tester parameter file: @TESTDATA@,
+// the testdata directory; and, for an agent that needs a Nova (NovaEvacuate, and
+// NovaCompute, which asks Nova before it starts nova-compute), @NOVA_AUTH_URL@ and
+// @NOVA_PASSWORD@ of a fake one (user admin), with one healthy compute host, compute1,
+// for the test's life.
 func withFakeNova(t *testing.T, params []byte) []byte {
-	if !bytes.Contains(params, []byte("@NOVA_")) {
-		return params
+	dir, err := filepath.Abs("testdata")
+	if err != nil {
+		t.Fatal(err)
 	}
-	srv := novatest.New(t, novatest.Service{Host: "compute1", Alive: true})
-	r := strings.NewReplacer("@NOVA_AUTH_URL@", srv.AuthURL(), "@NOVA_PASSWORD@", novatest.Password)
-	return []byte(r.Replace(string(params)))
+	pairs := []string{"@TESTDATA@", dir}
+	if bytes.Contains(params, []byte("@NOVA_")) {
+		srv := novatest.New(t, novatest.Service{Host: "compute1", Alive: true})
+		pairs = append(pairs, "@NOVA_AUTH_URL@", srv.AuthURL(), "@NOVA_PASSWORD@", novatest.Password)
+	}
+	return []byte(strings.NewReplacer(pairs...).Replace(string(params)))
 }
