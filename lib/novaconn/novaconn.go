@@ -1,25 +1,35 @@
 // Package novaconn declares, once, the parameters with which novaha's OCF agents
 // (NovaCompute, NovaEvacuate) reach Keystone and Nova, and turns them into a
 // nova.Config. The names, defaults and meanings are fence_nova's (and so
-// fence_compute's): auth_url, username, password, tenant_name (alias project_name),
-// user_domain, project_domain, region_name, endpoint_type, insecure, cacert, cloud,
-// clouds_yaml, the application credential, token_cache.
+// fence_compute's): auth_url, username (alias login), password (alias passwd),
+// password_script, tenant_name (alias project_name), user_domain, project_domain,
+// region_name, endpoint_type, insecure, cacert, cloud, clouds_yaml, the application
+// credential, token_cache.
 //
 // An agent uses it in three places:
 //
 //	Params: append(novaconn.Params(), ...the agent's own...),
 //	Validate: func(ctx context.Context, r *ocf.Request) error { return novaconn.Validate(r, os.Getenv) },
-//	handler:  cfg := novaconn.Config(r, novaconn.Env{Getenv: os.Getenv, TokenCacheDir: novaconn.TokenCacheDir(os.Geteuid(), os.Getenv)})
+//	handler:  cfg, err := novaconn.Resolve(ctx, r, novaconn.Env{Getenv: os.Getenv, TokenCacheDir: novaconn.TokenCacheDir(os.Geteuid(), os.Getenv)})
+//
+// Resolve is Config plus password_script, which it runs; Config alone runs nothing.
 //
 // Params returns the table as ocf.Param; Table returns it neutrally, for a check that
 // fence_nova's own declaration (with its getopt letters) agrees with it.
 package novaconn
 
 import (
+	"bytes"
+	"context"
 	"errors"
 	"fmt"
+	"io"
 	"os"
+	"os/exec"
 	"path/filepath"
+	"strings"
+	"syscall"
+	"time"
 
 	"github.com/novaha/novaha/lib/nova"
 	"github.com/novaha/novaha/lib/ocf"
@@ -27,22 +37,23 @@ import (
 
 // Parameter names of the Nova connection.
 const (
-	AuthURL       = "auth_url"
-	Username      = "username"
-	Password      = "password"
-	Tenant        = "tenant_name"
-	UserDomain    = "user_domain"
-	ProjectDomain = "project_domain"
-	Region        = "region_name"
-	EndpointType  = "endpoint_type"
-	Insecure      = "insecure"
-	CACert        = "cacert"
-	Cloud         = "cloud"
-	CloudsYAML    = "clouds_yaml"
-	AppCredID     = "application_credential_id"
-	AppCredName   = "application_credential_name"
-	AppCredSecret = "application_credential_secret"
-	TokenCache    = "token_cache"
+	AuthURL        = "auth_url"
+	Username       = "username"
+	Password       = "password"
+	PasswordScript = "password_script"
+	Tenant         = "tenant_name"
+	UserDomain     = "user_domain"
+	ProjectDomain  = "project_domain"
+	Region         = "region_name"
+	EndpointType   = "endpoint_type"
+	Insecure       = "insecure"
+	CACert         = "cacert"
+	Cloud          = "cloud"
+	CloudsYAML     = "clouds_yaml"
+	AppCredID      = "application_credential_id"
+	AppCredName    = "application_credential_name"
+	AppCredSecret  = "application_credential_secret"
+	TokenCache     = "token_cache"
 
 	// Domain is not a connection parameter but the same concept in every agent: the
 	// DNS domain that maps the cluster's host names onto Nova's. compute_domain is
@@ -73,8 +84,10 @@ type Param struct {
 func Table() []Param {
 	return []Param{
 		{Name: AuthURL, Desc: "Keystone Admin Auth URL (http(s)://host:5000/v3)"},
-		{Name: Username, Desc: "Keystone user name"},
-		{Name: Password, Secret: true, Desc: "Keystone password"},
+		{Name: Username, Aliases: []string{"login"}, Desc: "Keystone user name"},
+		{Name: Password, Aliases: []string{"passwd"}, Secret: true, Desc: "Keystone password"},
+		{Name: PasswordScript, Aliases: []string{"passwd_script"},
+			Desc: "Command run by /bin/sh whose standard output is the password (keeps it out of the CIB)"},
 		{Name: Tenant, Aliases: []string{"project_name"}, Desc: "Keystone v3 Project Name (tenant)"},
 		{Name: UserDomain, Default: nova.DefaultDomain, Desc: "Keystone v3 User Domain"},
 		{Name: ProjectDomain, Default: nova.DefaultDomain, Desc: "Keystone v3 Project Domain"},
@@ -162,6 +175,40 @@ func Config(r *ocf.Request, e Env) nova.Config {
 	return cfg
 }
 
+// passwordScriptTimeout bounds password_script.
+const passwordScriptTimeout = 30 * time.Second
+
+// Resolve is Config with the password from password_script when that is set and
+// password is not. The script's output is the secret: it is never logged, and a
+// failure is reported without it.
+func Resolve(ctx context.Context, r *ocf.Request, e Env) (nova.Config, error) {
+	cfg := Config(r, e)
+	script := r.String(PasswordScript)
+	if script == "" || cfg.Password != "" {
+		return cfg, nil
+	}
+	sctx, cancel := context.WithTimeout(ctx, passwordScriptTimeout)
+	defer cancel()
+	var out bytes.Buffer
+	cmd := exec.CommandContext(sctx, "/bin/sh", "-c", script)
+	cmd.Stdout, cmd.Stderr = &out, io.Discard
+	// The script may leave children holding stdout: end its whole process group.
+	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
+	cmd.Cancel = func() error { return syscall.Kill(-cmd.Process.Pid, syscall.SIGKILL) }
+	cmd.WaitDelay = time.Second
+	if err := cmd.Run(); err != nil {
+		if sctx.Err() != nil {
+			return cfg, fmt.Errorf("%s did not finish in time", PasswordScript)
+		}
+		return cfg, fmt.Errorf("%s failed: %v", PasswordScript, err)
+	}
+	cfg.Password = strings.TrimRight(out.String(), "\r\n")
+	if cfg.Password == "" {
+		return cfg, fmt.Errorf("%s printed no password", PasswordScript)
+	}
+	return cfg, nil
+}
+
 // Validate checks the connection parameters offline: what nova.Config.Validate
 // checks, that some credential is given, and that insecure and cacert do not
 // contradict each other.
@@ -175,8 +222,8 @@ func Validate(r *ocf.Request, getenv func(string) string) error {
 	}
 	fromCloud := cfg.Cloud != "" || getenv("OS_CLOUD") != ""
 	appCred := cfg.ApplicationCredentialID != "" || cfg.ApplicationCredentialName != ""
-	if !fromCloud && !appCred && cfg.Password == "" {
-		return errors.New("no password: set password, an application credential, or cloud")
+	if !fromCloud && !appCred && cfg.Password == "" && r.String(PasswordScript) == "" {
+		return errors.New("no password: set password, password_script, an application credential, or cloud")
 	}
 	if cfg.Insecure && cfg.CACertFile != "" {
 		return fmt.Errorf("%s and %s contradict each other", Insecure, CACert)

@@ -94,6 +94,7 @@ func TestValidate(t *testing.T) {
 	}{
 		{"password", []string{"OCF_RESKEY_auth_url=http://k/v3", "OCF_RESKEY_username=u", "OCF_RESKEY_password=p"}, true, ""},
 		{"no password", []string{"OCF_RESKEY_auth_url=http://k/v3", "OCF_RESKEY_username=u"}, false, "no password"},
+		{"password script", []string{"OCF_RESKEY_auth_url=http://k/v3", "OCF_RESKEY_username=u", "OCF_RESKEY_password_script=cat /x"}, true, ""},
 		{"no url", []string{"OCF_RESKEY_username=u", "OCF_RESKEY_password=p"}, false, "auth_url"},
 		{"OS_CLOUD", []string{"OS_CLOUD=prod"}, true, ""},
 		{"app cred", []string{"OCF_RESKEY_auth_url=http://k/v3", "OCF_RESKEY_application_credential_id=i",
@@ -155,5 +156,29 @@ func TestTokenCacheDir(t *testing.T) {
 	}
 	if d := novaconn.TokenCacheDir(1000, func(string) string { return "" }); d != "" {
 		t.Errorf("user without XDG_RUNTIME_DIR: %q", d)
+	}
+}
+
+func TestResolvePasswordScript(t *testing.T) {
+	r, code, out := run(t, "start", "OCF_RESKEY_auth_url=http://k/v3", "OCF_RESKEY_login=admin",
+		"OCF_RESKEY_passwd_script=printf 'from-script\\n'")
+	if code != ocf.Success {
+		t.Fatalf("start: %v\n%s", code, out)
+	}
+	cfg, err := novaconn.Resolve(context.Background(), r, novaconn.Env{})
+	if err != nil || cfg.Password != "from-script" || cfg.Username != "admin" {
+		t.Fatalf("Resolve: password %q user %q, %v", cfg.Password, cfg.Username, err)
+	}
+	// A password given directly wins, and the script is not run.
+	r, _, _ = run(t, "start", "OCF_RESKEY_auth_url=http://k/v3", "OCF_RESKEY_username=u",
+		"OCF_RESKEY_password=direct", "OCF_RESKEY_password_script=exit 1")
+	if cfg, err := novaconn.Resolve(context.Background(), r, novaconn.Env{}); err != nil || cfg.Password != "direct" {
+		t.Errorf("Resolve with both: %q %v", cfg.Password, err)
+	}
+	r, _, _ = run(t, "start", "OCF_RESKEY_auth_url=http://k/v3", "OCF_RESKEY_username=u",
+		"OCF_RESKEY_password_script=echo s3cret-out; exit 3")
+	_, err = novaconn.Resolve(context.Background(), r, novaconn.Env{})
+	if err == nil || strings.Contains(err.Error(), "s3cret-out") {
+		t.Errorf("a failing script: %v (want an error without its output)", err)
 	}
 }
