@@ -159,12 +159,13 @@ nova-start: nova-install
 nova-stop:
 	test/nova/sandbox stop
 
-# The tests against the real Nova: the sandbox's own evacuation test and fence_nova's
-# off/status/on/list/monitor on a real control plane. The sandbox is started first, so
-# the tests share one and it is stopped once, whatever they report.
+# The tests against the real Nova: the sandbox's own evacuation test, fence_nova's
+# off/status/on/list/monitor, NovaEvacuate's and NovaCompute's on a real control plane.
+# The sandbox is started first, so the tests share one and it is stopped once, whatever
+# they report.
 .PHONY: nova-test
 nova-test: nova-start
-	NOVA_SANDBOX_TESTS=1 $(GO) test -p 1 -count=1 -tags libvirt_dlopen ./test/nova ./fence_nova ./agents/NovaEvacuate; \
+	NOVA_SANDBOX_TESTS=1 $(GO) test -p 1 -count=1 -tags libvirt_dlopen ./test/nova ./fence_nova ./agents/NovaEvacuate ./ocf_novacompute; \
 		rc=$$?; test/nova/sandbox stop; exit $$rc
 
 # The multi-node testbed (test/e2e/README.md): controllers and pacemaker_remote computes,

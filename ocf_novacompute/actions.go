@@ -88,7 +88,10 @@ func lookupFQDN(ctx context.Context, short string) string {
 }
 
 func dialNova(ctx context.Context, r *ocf.Request, e env) (novaAPI, error) {
-	cfg := novaconn.Config(r, novaconn.Env{Getenv: e.getenv, TokenCacheDir: novaconn.TokenCacheDir(e.euid, e.getenv)})
+	cfg, err := novaconn.Resolve(ctx, r, novaconn.Env{Getenv: e.getenv, TokenCacheDir: novaconn.TokenCacheDir(e.euid, e.getenv)})
+	if err != nil {
+		return nil, err
+	}
 	return e.dialNova(ctx, cfg)
 }
 

@@ -76,7 +76,7 @@ func newWorld(t *testing.T, svc novatest.Service) *world {
 	w.env = []string{
 		"OCF_ROOT=/usr/lib/ocf", "OCF_RESOURCE_INSTANCE=nova-compute:0", "HA_RSCTMP=" + filepath.Join(w.dir, "run"),
 		"OCF_RESKEY_auth_url=" + w.nova.AuthURL(), "OCF_RESKEY_username=" + novatest.Username,
-		"OCF_RESKEY_password=" + novatest.Password, "OCF_RESKEY_tenant_name=admin",
+		"OCF_RESKEY_password_script=echo " + novatest.Password, "OCF_RESKEY_tenant_name=admin",
 		"OCF_RESKEY_token_cache=0",
 		"OCF_RESKEY_service_manager=process", "OCF_RESKEY_command=" + w.program,
 		"OCF_RESKEY_nova_conf=" + conf, "OCF_RESKEY_log_file=" + filepath.Join(w.dir, "log", "nova-compute.log"),
