@@ -1,7 +1,7 @@
 // Command bench runs novaha's agents and the Python agents they replace side by side,
 // on the same targets in one run, and prints wall time and peak memory of each action.
 //
-//	go run ./test/bench -bin ./bin [-n 20] [-suite ipmi|libvirt|nova]
+//	go run ./test/bench -bin ./bin [-n 20] [-suite ipmi|libvirt|nova|novacompute]
 package main
 
 import (
@@ -22,7 +22,7 @@ import (
 func main() {
 	bin := flag.String("bin", "bin", "directory of the built agents")
 	n := flag.Int("n", 20, "runs of each fast action")
-	only := flag.String("suite", "", "run only this suite: ipmi, libvirt or nova")
+	only := flag.String("suite", "", "run only this suite: ipmi, libvirt, nova or novacompute")
 	flag.Parse()
 	if err := run(context.Background(), os.Stdout, *bin, *n, *only); err != nil {
 		fmt.Fprintln(os.Stderr, "bench:", err)
@@ -61,13 +61,13 @@ func run(ctx context.Context, w io.Writer, bin string, n int, only string) error
 	starters := []struct {
 		name  string
 		start func(context.Context, string, int) (suite, error)
-	}{{"ipmi", ipmiSuite}, {"libvirt", libvirtSuite}, {"nova", novaSuite}}
+	}{{"ipmi", ipmiSuite}, {"libvirt", libvirtSuite}, {"nova", novaSuite}, {"novacompute", novacomputeSuite}}
 	known := false
 	for _, st := range starters {
 		known = known || only == st.name
 	}
 	if only != "" && !known {
-		return fmt.Errorf("unknown suite %q (ipmi, libvirt, nova)", only)
+		return fmt.Errorf("unknown suite %q (ipmi, libvirt, nova, novacompute)", only)
 	}
 	for _, st := range starters {
 		if only != "" && st.name != only {

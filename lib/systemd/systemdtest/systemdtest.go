@@ -6,6 +6,7 @@ package systemdtest
 
 import (
 	"bufio"
+	"errors"
 	"fmt"
 	"os/exec"
 	"path/filepath"
@@ -29,11 +30,12 @@ type Systemd struct {
 	// Address is the private bus's D-Bus address.
 	Address string
 
-	conn  *dbus.Conn
-	mu    sync.Mutex
-	units map[string]*unit
-	jobs  int
-	calls []string
+	conn   *dbus.Conn
+	daemon *exec.Cmd
+	mu     sync.Mutex
+	units  map[string]*unit
+	jobs   int
+	calls  []string
 }
 
 type unit struct {
@@ -44,64 +46,101 @@ type unit struct {
 	hold   bool
 }
 
-// Start starts a dbus-daemon on a socket in a temporary directory and the fake on it.
-// The test is skipped, saying why, when dbus-daemon cannot run here.
+// Start starts a dbus-daemon on a socket in a temporary directory and the fake on it,
+// both stopped when the test ends. The test is skipped, saying why, when dbus-daemon
+// cannot run here.
 func Start(t testing.TB) *Systemd {
 	t.Helper()
+	s, err := New(t.TempDir())
+	var ne *NotAvailableError
+	switch {
+	case errors.As(err, &ne):
+		t.Skipf("%v: skipping the systemd D-Bus tests", err)
+	case err != nil:
+		t.Fatal(err)
+	}
+	t.Cleanup(s.Close)
+	return s
+}
+
+// NotAvailableError says that dbus-daemon is missing or cannot run here.
+type NotAvailableError struct{ Reason string }
+
+func (e *NotAvailableError) Error() string { return e.Reason }
+
+// New starts a dbus-daemon with its socket in dir and the fake on it, outside a test
+// (the benchmarks use it). Close stops both.
+func New(dir string) (*Systemd, error) {
 	bin, err := exec.LookPath("dbus-daemon")
 	if err != nil {
-		t.Skip("dbus-daemon is not installed (Debian package dbus-daemon; test/deps.sh installs it): skipping the systemd D-Bus tests")
+		return nil, &NotAvailableError{"dbus-daemon is not installed (Debian package dbus-daemon; test/deps.sh installs it)"}
 	}
-	dir := t.TempDir()
 	addr := "unix:path=" + filepath.Join(dir, "bus")
 	cmd := exec.Command(bin, "--session", "--nofork", "--nopidfile", "--address="+addr, "--print-address=1")
 	out, err := cmd.StdoutPipe()
 	if err != nil {
-		t.Fatal(err)
+		return nil, err
 	}
 	// Its stderr only says that an unprivileged fd limit could not be raised.
 	cmd.Stderr = nil
 	if err := cmd.Start(); err != nil {
-		t.Skipf("dbus-daemon cannot run here (%v): skipping the systemd D-Bus tests", err)
+		return nil, &NotAvailableError{fmt.Sprintf("dbus-daemon cannot run here (%v)", err)}
 	}
-	t.Cleanup(func() { _ = cmd.Process.Kill(); _ = cmd.Wait() })
+	s := &Systemd{units: map[string]*unit{}, daemon: cmd}
 	line := make(chan string, 1)
 	go func() {
-		s, _ := bufio.NewReader(out).ReadString('\n')
-		line <- strings.TrimSpace(s)
+		l, _ := bufio.NewReader(out).ReadString('\n')
+		line <- strings.TrimSpace(l)
 	}()
 	select {
 	case a := <-line:
 		if a == "" {
-			t.Skip("dbus-daemon exited without printing its address: skipping the systemd D-Bus tests")
+			s.Close()
+			return nil, &NotAvailableError{"dbus-daemon exited without printing its address"}
 		}
-		addr = a
+		s.Address = a
 	case <-time.After(20 * time.Second):
-		t.Skip("dbus-daemon printed no address in 20 s: skipping the systemd D-Bus tests")
+		s.Close()
+		return nil, &NotAvailableError{"dbus-daemon printed no address in 20 s"}
 	}
+	if err := s.serve(); err != nil {
+		s.Close()
+		return nil, err
+	}
+	return s, nil
+}
 
-	conn, err := dbus.Dial(addr)
+func (s *Systemd) serve() error {
+	conn, err := dbus.Dial(s.Address)
 	if err != nil {
-		t.Fatalf("connecting to the private bus: %v", err)
+		return fmt.Errorf("connecting to the private bus: %w", err)
 	}
-	t.Cleanup(func() { conn.Close() })
+	s.conn = conn
 	if err := conn.Auth(nil); err != nil {
-		t.Fatalf("authenticating on the private bus: %v", err)
+		return fmt.Errorf("authenticating on the private bus: %w", err)
 	}
 	if err := conn.Hello(); err != nil {
-		t.Fatalf("hello on the private bus: %v", err)
+		return fmt.Errorf("hello on the private bus: %w", err)
 	}
-	s := &Systemd{Address: addr, conn: conn, units: map[string]*unit{}}
 	if err := conn.Export(manager{s}, managerPath, managerIf); err != nil {
-		t.Fatal(err)
+		return err
 	}
 	if err := conn.ExportSubtree(properties{s}, unitPrefix, "org.freedesktop.DBus.Properties"); err != nil {
-		t.Fatal(err)
+		return err
 	}
 	if r, err := conn.RequestName(busName, dbus.NameFlagDoNotQueue); err != nil || r != dbus.RequestNameReplyPrimaryOwner {
-		t.Fatalf("owning %s on the private bus: %v %v", busName, r, err)
+		return fmt.Errorf("owning %s on the private bus: %v %v", busName, r, err)
 	}
-	return s
+	return nil
+}
+
+// Close stops the fake and its dbus-daemon.
+func (s *Systemd) Close() {
+	if s.conn != nil {
+		s.conn.Close()
+	}
+	_ = s.daemon.Process.Kill()
+	_ = s.daemon.Wait()
 }
 
 // AddUnit declares a unit in ActiveState active ("inactive", "active", "failed").
