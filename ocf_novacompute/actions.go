@@ -219,6 +219,11 @@ func start(ctx context.Context, r *ocf.Request, e env) error {
 
 func stop(ctx context.Context, r *ocf.Request, e env) error {
 	sv, err := service(ctx, r, e)
+	if err != nil && !e.systemdBooted() {
+		// Not booted with systemd: no unit of it can be running.
+		r.Log().Info("systemd is not running here: nova-compute's unit cannot run", "err", err)
+		return nil
+	}
 	if err != nil {
 		return err
 	}
@@ -228,7 +233,7 @@ func stop(ctx context.Context, r *ocf.Request, e env) error {
 	}
 	// A stop succeeds only when nova-compute is known to be stopped.
 	running, err := sv.running(ctx)
-	if ocf.CodeOf(err) == ocf.NotInstalled {
+	if ocf.CodeOf(err) == ocf.NotInstalled || errors.Is(err, errUnitFailed) {
 		return nil
 	}
 	if err != nil {

@@ -65,6 +65,8 @@ type env struct {
 	getenv      func(string) string
 	environ     func() []string
 	hostname    func() (string, error)
+	// systemdBooted tells whether systemd runs this machine (sd_booted).
+	systemdBooted func() bool
 	// osRelease is /etc/os-release, which picks the default unit.
 	osRelease string
 	euid      int
@@ -89,6 +91,10 @@ func defaultEnv() env {
 		dialNova: func(ctx context.Context, cfg nova.Config) (novaAPI, error) { return nova.Dial(ctx, cfg) },
 		dialSystemd: func(ctx context.Context) (unitManager, error) {
 			return systemd.Dial(ctx)
+		},
+		systemdBooted: func() bool {
+			_, err := os.Stat("/run/systemd/system") // sd_booted's test
+			return err == nil
 		},
 		clock:     clock.Real{},
 		getenv:    os.Getenv,

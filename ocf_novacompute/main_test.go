@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"io"
 	"os"
@@ -357,7 +358,9 @@ func TestSystemdMode(t *testing.T) {
 	w.want("monitor", ocf.Success, append(sd, "OCF_RESKEY_CRM_meta_interval=10000")...)
 	fake.SetActive(unitRHEL, "failed")
 	w.want("monitor", ocf.ErrGeneric, append(sd, "OCF_RESKEY_CRM_meta_interval=10000")...)
+	// systemd keeps a failed unit "failed" after a stop: that is stopped.
 	w.want("stop", ocf.Success, sd...)
+	fake.SetActive(unitRHEL, "inactive")
 	w.want("monitor", ocf.NotRunning, append(sd, "OCF_RESKEY_CRM_meta_interval=10000")...)
 	// A start job that fails is a failed start.
 	fake.SetResult(unitRHEL, "failed", false)
@@ -366,6 +369,16 @@ func TestSystemdMode(t *testing.T) {
 		t.Errorf("reason:\n%s", out)
 	}
 	want := []string{"StartUnit " + unitRHEL + " replace", "StopUnit " + unitRHEL + " replace", "StartUnit " + unitRHEL + " replace"}
+	// No systemd on the machine: stop succeeds (nothing can run), a probe says not
+	// installed; with systemd running but not answering, stop fails (fencing decides).
+	down := func(context.Context) (unitManager, error) { return nil, errors.New("no bus") }
+	w.e.dialSystemd = down
+	w.e.systemdBooted = func() bool { return false }
+	w.want("stop", ocf.Success, sd...)
+	w.want("monitor", ocf.NotInstalled, append(sd, "OCF_RESKEY_CRM_meta_interval=0")...)
+	w.e.systemdBooted = func() bool { return true }
+	w.want("stop", ocf.ErrGeneric, sd...)
+	w.e.dialSystemd = func(ctx context.Context) (unitManager, error) { return systemd.DialAddress(ctx, fake.Address) }
 	if got := fake.Calls(); !slices.Equal(got, want) {
 		t.Errorf("systemd calls %q, want %q", got, want)
 	}

@@ -157,6 +157,10 @@ func (p *processSvc) stop(ctx context.Context) error { return daemon.Stop(ctx, p
 func (p *processSvc) where() string                  { return "its log file " + p.spec.LogFile }
 func (p *processSvc) close()                         {}
 
+// errUnitFailed: the unit's processes are gone, and systemd keeps the unit "failed"
+// (even after a stop) until it is started again or reset.
+var errUnitFailed = errors.New("has failed")
+
 type systemdSvc struct {
 	m    unitManager
 	unit string
@@ -171,7 +175,7 @@ func (s *systemdSvc) running(ctx context.Context) (bool, error) {
 		return false, err
 	}
 	if u.ActiveState == "failed" {
-		return false, fmt.Errorf("unit %s has failed (%s)", s.unit, u.SubState)
+		return false, fmt.Errorf("unit %s: %w (%s)", s.unit, errUnitFailed, u.SubState)
 	}
 	return u.Running(), nil
 }

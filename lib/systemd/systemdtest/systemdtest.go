@@ -217,10 +217,14 @@ func (s *Systemd) job(method, name, mode, after string) (dbus.ObjectPath, *dbus.
 	s.jobs++
 	path := dbus.ObjectPath(fmt.Sprintf("/org/freedesktop/systemd1/job/%d", s.jobs))
 	result := u.result
-	if result == "" {
+	switch {
+	case result == "" && method == "StopUnit" && u.active == "failed":
+		// systemd keeps a failed unit failed through a stop, until it is started or reset.
+		result = "done"
+	case result == "":
 		result = "done"
 		u.active = after
-	} else if method == "StartUnit" {
+	case method == "StartUnit":
 		u.active = "failed"
 	}
 	if !u.hold {
