@@ -173,6 +173,16 @@ func TestNeverFencedHostStartsAtOnce(t *testing.T) {
 	if !strings.Contains(out, "ocf-exit-reason:nova-compute runs but Nova reports "+host+" down") {
 		t.Errorf("deep monitor reason:\n%s", out)
 	}
+	// nova-compute's own output goes to its log file (waited for: the shell may not
+	// have run its first line yet).
+	logged := false
+	for deadline := time.Now().Add(60 * time.Second); !logged && time.Now().Before(deadline); time.Sleep(50 * time.Millisecond) {
+		log, _ := os.ReadFile(filepath.Join(w.dir, "log", "nova-compute.log"))
+		logged = strings.Contains(string(log), "fake nova-compute --config-file "+filepath.Join(w.dir, "nova.conf"))
+	}
+	if !logged {
+		t.Error("nova-compute's output is not in its log file")
+	}
 	before := w.nova.Service(host)
 	w.nova.Requests()
 	w.want("stop", ocf.Success)
@@ -187,10 +197,6 @@ func TestNeverFencedHostStartsAtOnce(t *testing.T) {
 	}
 	w.want("monitor", ocf.NotRunning, "OCF_RESKEY_CRM_meta_interval=10000")
 	w.want("stop", ocf.Success)
-	log, _ := os.ReadFile(filepath.Join(w.dir, "log", "nova-compute.log"))
-	if !strings.Contains(string(log), "fake nova-compute --config-file "+filepath.Join(w.dir, "nova.conf")) {
-		t.Errorf("nova-compute's own log: %q", log)
-	}
 }
 
 // The real order (measured on Nova Zed): wait for the evacuation, start nova-compute,

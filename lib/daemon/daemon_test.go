@@ -41,6 +41,18 @@ func TestStartRunningStop(t *testing.T) {
 	if sid, _ := getsid(pid); sid != pid {
 		t.Errorf("the daemon's session is %d, want its own (%d)", sid, pid)
 	}
+	// Its output goes to its log file (waited for: the shell may not have run yet).
+	deadline := time.Now().Add(60 * time.Second)
+	for {
+		log, _ := os.ReadFile(s.LogFile)
+		if strings.Contains(string(log), "started --config-file /x y.conf") {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("log file: %q", log)
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
 	if err := daemon.Stop(ctx, s, 5*time.Second); err != nil {
@@ -51,17 +63,6 @@ func TestStartRunningStop(t *testing.T) {
 	}
 	if _, err := os.Stat(s.PidFile); !os.IsNotExist(err) {
 		t.Errorf("pid file left after stop: %v", err)
-	}
-	deadline := time.Now().Add(10 * time.Second)
-	for {
-		log, _ := os.ReadFile(s.LogFile)
-		if strings.Contains(string(log), "started --config-file /x y.conf") {
-			break
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("log file: %q", log)
-		}
-		time.Sleep(50 * time.Millisecond)
 	}
 	// Stop on a stopped daemon is fine.
 	if err := daemon.Stop(ctx, s, time.Second); err != nil {
