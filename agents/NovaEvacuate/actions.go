@@ -42,7 +42,10 @@ func start(ctx context.Context, r *ocf.Request, e env) error {
 		r.Log().Info("the controller is running already", "pid", pid)
 		return nil
 	}
-	cfg := novaConfig(r, e)
+	cfg, err := novaConfig(ctx, r, e)
+	if err != nil {
+		return err
+	}
 	check := cfg
 	check.FreshToken = true
 	cctx, cancel := context.WithTimeout(ctx, max(r.Timeout()/3, 5*time.Second))

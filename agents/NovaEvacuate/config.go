@@ -1,6 +1,7 @@
 package main
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"path/filepath"
@@ -94,11 +95,12 @@ func (s settings) config() evacuation.Config {
 	}
 }
 
-// novaConfig is the Nova connection the request describes.
-func novaConfig(r *ocf.Request, e env) nova.Config {
-	cfg := novaconn.Config(r, novaconn.Env{Getenv: e.getenv, TokenCacheDir: novaconn.TokenCacheDir(e.euid(), e.getenv)})
+// novaConfig is the Nova connection the request describes, with the password from
+// password_script when that is how it is given.
+func novaConfig(ctx context.Context, r *ocf.Request, e env) (nova.Config, error) {
+	cfg, err := novaconn.Resolve(ctx, r, novaconn.Env{Getenv: e.getenv, TokenCacheDir: novaconn.TokenCacheDir(e.euid(), e.getenv)})
 	cfg.OnSharedStorage = !r.Bool(paramNoSharedStorage)
-	return cfg
+	return cfg, err
 }
 
 // validate checks the parameters offline, each by its name.

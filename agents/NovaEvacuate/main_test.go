@@ -124,6 +124,25 @@ func TestStartRefusesBadCredentials(t *testing.T) {
 	}
 }
 
+// password_script's output is the password start logs in with (and never prints).
+func TestStartPasswordScript(t *testing.T) {
+	srv := novatest.New(t, novatest.Service{Host: "compute1", Alive: true})
+	p := baseParams(srv, t.TempDir())
+	delete(p, "password")
+	p["password_script"] = "echo from-the-script"
+	code, stderr := run(t, defaultEnv(), "start", p)
+	if code != ocf.ErrConfigured || strings.Contains(stderr, "from-the-script") {
+		t.Errorf("start: %v %s", code, stderr)
+	}
+	sent := false
+	for _, r := range srv.Requests() {
+		sent = sent || (strings.HasSuffix(r.Path, "/auth/tokens") && strings.Contains(r.Body, `"from-the-script"`))
+	}
+	if !sent {
+		t.Error("Keystone was not given the password_script's output")
+	}
+}
+
 // binary runs the built agent as Pacemaker does.
 type binary struct {
 	t      *testing.T
