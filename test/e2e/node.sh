@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# node.sh start|kill|status|init-pid NODE: power a testbed node on or off.
+# node.sh start|kill|power-loss|status|init-pid NODE: power a testbed node on or off.
 #
 # Written into the testbed's state directory by test/e2e (Up) and run from there, by the
 # testbed itself and by the node's simulated BMC (its chassis on/off commands).
@@ -9,6 +9,9 @@
 # are kept in nodes/NODE/node.pid. Killing it with SIGKILL kills the node's PID 1 (through
 # --kill-child), and the kernel then kills every process of the node's PID namespace, however
 # they daemonized: that is "power off". The network namespace outlives it, as a NIC does.
+# The dying node's kernel still closes its TCP connections, which tells its peers at once;
+# power-loss first takes the node's link down (the root end of its veth), so that nothing
+# leaves it, as with a real power failure. start brings the link up again.
 #
 # start refuses to run unless a testbed holds its lock (/run/lock/novaha-e2e.lock) (so a boot scheduled by a BMC of a
 # testbed that has since died does not start a node nobody will stop).
@@ -17,13 +20,13 @@ set -euo pipefail
 DIR=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 die() { echo "node.sh: $*" >&2; exit 1; }
 
-[ $# -eq 2 ] || die "usage: node.sh start|kill|status|init-pid NODE"
+[ $# -eq 2 ] || die "usage: node.sh start|kill|power-loss|status|init-pid NODE"
 cmd=$1 name=$2
 [[ $name =~ ^[A-Za-z0-9_.-]+$ ]] || die "bad node name $name"
 n=$DIR/nodes/$name
 [ -f "$n/node.env" ] || die "no node $name in $DIR"
 # shellcheck source=/dev/null
-. "$n/node.env" # NETNS
+. "$n/node.env" # NETNS, VETH
 
 # starttime PID: field 22 of /proc/PID/stat (counted after the command name, which may
 # contain spaces), so that a recycled PID is never taken for the node.
@@ -65,6 +68,7 @@ case $cmd in
     if node_pid >/dev/null; then echo "node $name is running"; exit 0; fi
     if flock -n /run/lock/novaha-e2e.lock true; then die "no testbed holds its lock: not starting $name"; fi
     echo "$(date -u +%FT%T.%3NZ) power on" >>"$n/console.log"
+    ip link set "$VETH" up
     # A clean environment, as an init system gives: the caller's PATH may put pyenv's
     # python3 first, which cannot run Debian's fence agents.
     setsid env -i PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin \
@@ -77,8 +81,9 @@ case $cmd in
     mv "$n/node.pid.tmp" "$n/node.pid"
     echo "node $name started (pid $pid)"
     ;;
-  kill)
+  kill | power-loss)
     pid=$(node_pid) || { echo "node $name is off"; exit 0; }
+    if [ "$cmd" = power-loss ]; then ip link set "$VETH" down; fi
     ns=""
     if init=$(init_pid); then ns=$(readlink "/proc/$init/ns/pid" || true); fi
     echo "$(date -u +%FT%T.%3NZ) power off" >>"$n/console.log"
@@ -109,5 +114,5 @@ case $cmd in
   init-pid)
     init_pid || die "node $name is off"
     ;;
-  *) die "usage: node.sh start|kill|status|init-pid NODE" ;;
+  *) die "usage: node.sh start|kill|power-loss|status|init-pid NODE" ;;
 esac

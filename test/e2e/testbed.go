@@ -539,7 +539,7 @@ func (tb *Testbed) writeNodes(ctx context.Context) error {
 		if err := os.WriteFile(filepath.Join(nd, "overlays"), []byte(strings.Join(overlays, "\n")+"\n"), 0o644); err != nil {
 			return err
 		}
-		env := fmt.Sprintf("ROLE=%s\nNETNS=%s\nADDR=%s\nREMOTED=%s\n", n.Role, n.NetNS, n.Addr, shellQuote(tb.cfg.Remoted))
+		env := fmt.Sprintf("ROLE=%s\nNETNS=%s\nVETH=%s\nADDR=%s\nREMOTED=%s\n", n.Role, n.NetNS, n.Veth, n.Addr, shellQuote(tb.cfg.Remoted))
 		if err := os.WriteFile(filepath.Join(nd, "node.env"), []byte(env), 0o644); err != nil {
 			return err
 		}
@@ -728,6 +728,16 @@ func (tb *Testbed) nodeCmd(ctx context.Context, action, node string) (string, er
 func (tb *Testbed) Kill(ctx context.Context, node string) error {
 	if out, err := tb.nodeCmd(ctx, "kill", node); err != nil {
 		return fmt.Errorf("e2e: killing %s: %w: %s", node, err, out)
+	}
+	return nil
+}
+
+// PowerLoss takes the node's link down, then kills it: unlike Kill, its peers learn
+// nothing from it (no TCP reset or FIN gets out), as with a real power failure. Start
+// (or its BMC's power on) brings the link up again.
+func (tb *Testbed) PowerLoss(ctx context.Context, node string) error {
+	if out, err := tb.nodeCmd(ctx, "power-loss", node); err != nil {
+		return fmt.Errorf("e2e: power loss of %s: %w: %s", node, err, out)
 	}
 	return nil
 }

@@ -3,7 +3,9 @@
 //	testbed up [-computes compute1,compute2,compute3] [-controllers 2] [-agents bin] [-no-fencing]
 //	testbed status                  nodes, BMCs and crm_mon of a controller
 //	testbed exec NODE CMD [ARG...]  run a command inside a node (crm_mon, pcs, stonith_admin...)
-//	testbed kill NODE               power a node off behind its BMC's back
+//	testbed kill NODE               power a node off behind its BMC's back (its TCP peers see
+//	                                the connections close)
+//	testbed power-loss NODE         the same, with its link cut first: peers see nothing
 //	testbed down                    stop everything the testbed started; cleans up a crashed one
 //
 // `up` starts `testbed serve` in the background, in its own session, with its log in
@@ -46,7 +48,9 @@ func main() {
 	case "exec":
 		err = execIn(args)
 	case "kill":
-		err = kill(args)
+		err = kill("kill", args)
+	case "power-loss":
+		err = kill("power-loss", args)
 	default:
 		usage()
 	}
@@ -61,7 +65,7 @@ func main() {
 }
 
 func usage() {
-	fmt.Fprintln(os.Stderr, "usage: testbed up|down|status|exec NODE CMD...|kill NODE [-dir DIR]")
+	fmt.Fprintln(os.Stderr, "usage: testbed up|down|status|exec NODE CMD...|kill NODE|power-loss NODE [-dir DIR]")
 	os.Exit(2)
 }
 
@@ -266,8 +270,9 @@ func execIn(args []string) error {
 	return c.Run()
 }
 
-func kill(args []string) error {
-	dir, rest, err := dirFlag("kill", args)
+// kill runs node.sh kill or power-loss.
+func kill(action string, args []string) error {
+	dir, rest, err := dirFlag(action, args)
 	if err != nil {
 		return err
 	}
@@ -276,7 +281,7 @@ func kill(args []string) error {
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
-	out, err := exec.CommandContext(ctx, "bash", filepath.Join(dir, "node.sh"), "kill", rest[0]).CombinedOutput()
+	out, err := exec.CommandContext(ctx, "bash", filepath.Join(dir, "node.sh"), action, rest[0]).CombinedOutput()
 	fmt.Print(string(out))
 	return err
 }
