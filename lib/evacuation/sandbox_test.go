@@ -89,7 +89,9 @@ func TestSandboxEvacuation(t *testing.T) {
 	runCtx, stop := context.WithCancel(ctx)
 	done := make(chan error, 1)
 	go func() { done <- ctl.Run(runCtx) }()
-	deadline := time.Now().Add(time.Duration(n)*4*time.Second + 2*time.Minute)
+	// Generous: on a loaded machine one Nova API call can take seconds, and a rebuild
+	// ten times its 1.75 s (100 servers took 9 min with the load average at 10).
+	deadline := time.Now().Add(time.Duration(n)*15*time.Second + 5*time.Minute)
 	for {
 		svc, err := nova.ComputeService(ctx, c, host)
 		if err == nil && nova.StateOf(svc) == nova.StateEvacuated {
