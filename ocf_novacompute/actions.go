@@ -177,14 +177,22 @@ func start(ctx context.Context, r *ocf.Request, e env) error {
 	r.Log().Info("nova-compute started")
 
 	// 3. Lift the force-down, wait for the service to report up, restore its status.
+	// "Up" may still be the stopped nova-compute's last heartbeat (Nova counts a
+	// service up for service_down_time after it): start waits until the record has
+	// changed since it was read before the start by someone else than this agent, a
+	// heartbeat of the new nova-compute, which begins once it serves RPC.
+	seen, beat := s.UpdatedAt, false
 	for {
 		if ok, err := sv.running(ctx); err != nil || !ok {
 			return fmt.Errorf("nova-compute does not run after its start (%v): see %s", err, sv.where())
 		}
 		if !known {
-			s, known, err = findService(ctx, api, name, domain)
+			if s, known, err = findService(ctx, api, name, domain); known {
+				seen = s.UpdatedAt // registered: its heartbeats come next
+			}
 		} else {
 			s, err = nova.ComputeService(ctx, api, s.Host)
+			beat = beat || (err == nil && s.UpdatedAt != seen)
 		}
 		switch {
 		case err != nil:
@@ -198,12 +206,17 @@ func start(ctx context.Context, r *ocf.Request, e env) error {
 			}
 			var got nova.Service
 			got, err = nova.Unfence(ctx, api, s, nova.UnfenceOptions{})
+			if got.UpdatedAt != s.UpdatedAt {
+				seen = got.UpdatedAt // this agent's own write, not a heartbeat
+			}
 			var we *nova.WaitError
 			switch {
 			case errors.As(err, &we):
 				w.set(r, "Nova to lift the force-down: %s", we.Reason)
 			case err != nil:
 				return timedOut(fmt.Errorf("returning %s to service: %w", s.Host, err))
+			case !beat:
+				w.set(r, "a heartbeat of the new nova-compute on %s in Nova", got.Host)
 			case got.Up() && !got.ForcedDown && nova.StateOf(got) == nova.Healthy:
 				r.Log().Info("nova-compute is up in Nova", "host", got.Host, "status", got.Status)
 				return nil

@@ -199,6 +199,21 @@ func TestNeverFencedHostStartsAtOnce(t *testing.T) {
 	w.want("stop", ocf.Success)
 }
 
+// Nova counts a service up for a while after its last heartbeat: a host whose
+// nova-compute has just been stopped reads up. start waits for a heartbeat of the new one.
+func TestStaleUpIsNotEnough(t *testing.T) {
+	w := newWorld(t, novatest.Service{Alive: true, StaleHeartbeat: true})
+	w.clock.onSleep = func(n int) {
+		if n == 3 {
+			w.nova.Update(host, func(s *novatest.Service) { s.StaleHeartbeat = false })
+		}
+	}
+	out := w.want("start", ocf.Success)
+	if len(w.clock.sleeps) < 3 || !strings.Contains(out, "waiting: a heartbeat of the new nova-compute") {
+		t.Errorf("start took the old heartbeat for the new nova-compute (sleeps %v):\n%s", w.clock.sleeps, out)
+	}
+}
+
 // The real order (measured on Nova Zed): wait for the evacuation, start nova-compute,
 // lift the force-down once its restart has cleaned up, then enable once it is up.
 func TestFencedHostWaitsForEvacuationThenReturns(t *testing.T) {

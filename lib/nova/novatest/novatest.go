@@ -20,6 +20,7 @@ import (
 	"strings"
 	"sync"
 	"testing"
+	"time"
 )
 
 // Credentials the fake Keystone accepts.
@@ -42,6 +43,9 @@ type Service struct {
 	ForcedDown     bool
 	// Alive: the service's heartbeat is recent (its state is "up" unless forced down).
 	Alive bool
+	// StaleHeartbeat: alive as Nova sees it, but no new heartbeat comes (its record's
+	// updated_at stays): the last one of a process that has just stopped.
+	StaleHeartbeat bool
 	// VCPUs and RAMMB are the compute node's capacity; 0 means 64 and 131072.
 	VCPUs, RAMMB int
 	// EvacuationsDone: evacuation migrations from the host are "done" but not
@@ -345,12 +349,17 @@ func (sv *Service) view(mv string) map[string]any {
 	if sv.Disabled {
 		status = "disabled"
 	}
+	// A live service's heartbeat has just updated its record; a dead one's is old.
+	updated := "2026-01-01T00:00:00.000000"
+	if sv.Alive && !sv.StaleHeartbeat {
+		updated = time.Now().UTC().Format("2006-01-02T15:04:05.000000")
+	}
 	var reason any
 	if sv.DisabledReason != "" {
 		reason = sv.DisabledReason
 	}
 	m := map[string]any{"binary": sv.Binary, "host": sv.Host, "zone": "nova", "status": status, "state": state,
-		"updated_at": "2026-01-01T00:00:00.000000", "disabled_reason": reason}
+		"updated_at": updated, "disabled_reason": reason}
 	if atLeast(mv, 2, 53) {
 		m["id"] = sv.ID
 	} else {
