@@ -53,6 +53,7 @@ type retry struct {
 	first, next time.Time
 	attempts    int
 	reason      string
+	avoid       string // the destination of the last failed request
 }
 
 type imageInfo struct {
@@ -617,8 +618,12 @@ func (c *Controller) dispatch(ctx context.Context, work []*hostWork, dests []nov
 		}
 		// After a failed evacuation, another destination than the one that failed, if
 		// there is one.
-		d := c.pick(cands, load, i.host.host, i.dest)
-		if d == nil && i.dest != "" {
+		avoid := i.dest
+		if r := c.retries[i.id]; avoid == "" && r != nil {
+			avoid = r.avoid
+		}
+		d := c.pick(cands, load, i.host.host, avoid)
+		if d == nil && avoid != "" {
 			d = c.pick(cands, load, i.host.host, "")
 		}
 		if d == nil {
@@ -652,13 +657,12 @@ func (c *Controller) dispatch(ctx context.Context, work []*hostWork, dests []nov
 func (c *Controller) refusal(i *instance, dest string, err error, now time.Time) {
 	code := nova.StatusCode(err)
 	log := c.log.With("host", i.host.host, "instance", i.id, "action", "evacuate", "destination", dest, "error", err)
+	// A 404 is not taken for a deleted instance: Nova answers it for an unknown
+	// destination too (a compute host not yet mapped to its cell). A deleted instance
+	// is no longer listed on its host next round, and is then left alone; one still
+	// listed is retried, on another destination.
 	switch {
-	case code == http.StatusNotFound:
-		i.state, i.reason = stFailed, "Nova no longer knows the instance (deleted?)"
-		c.refused[i.id] = i.reason
-		log.Warn("evacuate", "outcome", "gone")
-		return
-	case code >= 400 && code < 500 && code != http.StatusConflict && code != http.StatusTooManyRequests &&
+	case code >= 400 && code < 500 && code != http.StatusNotFound && code != http.StatusConflict && code != http.StatusTooManyRequests &&
 		code != http.StatusUnauthorized && code != http.StatusForbidden:
 		i.state, i.reason = stFailed, fmt.Sprintf("Nova refused the evacuation: %v", err)
 		c.refused[i.id] = i.reason
@@ -671,7 +675,7 @@ func (c *Controller) refusal(i *instance, dest string, err error, now time.Time)
 		c.retries[i.id] = r
 	}
 	r.attempts++
-	r.reason = err.Error()
+	r.reason, r.avoid = err.Error(), dest
 	pause := c.cfg.RetryBase << min(r.attempts-1, 16)
 	r.next = now.Add(min(pause, c.cfg.RetryMax))
 	i.state, i.reason = stWaiting, "retrying after: "+r.reason
