@@ -13,7 +13,40 @@ import (
 	"github.com/novaha/novaha/lib/nova"
 	"github.com/novaha/novaha/lib/novaconn"
 	"github.com/novaha/novaha/lib/ocf"
+	"github.com/novaha/novaha/lib/pacemaker"
 )
+
+// stockAttribute is the node attribute of the stock fence_compute and NovaEvacuate:
+// yes while the node's evacuation is pending or under way, no once it is done.
+const stockAttribute = "evacuate"
+
+// stockEvacuation reads what the node attribute evacuate says of this node. A host
+// forced down by a stock fence_compute carries no novaha marker: the attribute is what
+// tells that its evacuation is not finished. Outside Pacemaker, or without the node's
+// name, nothing is known.
+func stockEvacuation(r *ocf.Request, e env) func(ctx context.Context) (nova.Elsewhere, error) {
+	a := &pacemaker.Attrd{Path: e.attrdPath, Run: e.attrdRun, Log: r.Log(),
+		Getenv: func(k string) string { v, _ := r.LookupEnv(k); return v }}
+	node, _ := r.Meta("on_node")
+	return func(ctx context.Context) (nova.Elsewhere, error) {
+		if node == "" {
+			return nova.ElsewhereUnknown, nil
+		}
+		v, err := a.QueryPrivate(ctx, node, stockAttribute)
+		switch {
+		case errors.Is(err, pacemaker.ErrNoAttribute):
+			return nova.ElsewhereUnknown, nil
+		case err != nil:
+			// Not knowing must not return the host: the caller waits.
+			return nova.ElsewhereUnknown, fmt.Errorf("reading the node attribute %s of %s: %w", stockAttribute, node, err)
+		case v == "yes":
+			return nova.ElsewhereInProgress, nil
+		case v == "no":
+			return nova.ElsewhereDone, nil
+		}
+		return nova.ElsewhereUnknown, nil
+	}
+}
 
 // novaConfHost is [DEFAULT] host of an oslo.config file, "" when it has none.
 func novaConfHost(path string) (string, error) {
@@ -148,14 +181,31 @@ func start(ctx context.Context, r *ocf.Request, e env) error {
 		return fmt.Errorf("reading the nova-compute service of %s: %w", name, err)
 	}
 	fenced := false
+	elsewhere := stockEvacuation(r, e)
 	for known {
 		st := nova.StateOf(s)
-		if st != nova.StateFenced && st != nova.StateEvacuating {
+		if st == nova.ForcedDownElsewhere {
+			// Forced down without a novaha marker (a stock fence_compute): its
+			// evacuation is finished when the attribute evacuate is no longer yes.
+			other, err := elsewhere(ctx)
+			switch {
+			case err != nil:
+				w.set(r, "the attribute evacuate of %s to be readable (%v)", s.Host, err)
+			case other == nova.ElsewhereInProgress:
+				w.set(r, "the evacuation of %s to finish (forced down, evacuate=yes)", s.Host)
+			default:
+				fenced = true
+				st = nova.Healthy // nothing more to wait for
+			}
+		}
+		if st != nova.StateFenced && st != nova.StateEvacuating && st != nova.ForcedDownElsewhere {
 			fenced = fenced || st != nova.Healthy
 			break
 		}
 		fenced = true
-		w.set(r, "the evacuation of %s to finish (it is %s)", s.Host, st)
+		if st != nova.ForcedDownElsewhere {
+			w.set(r, "the evacuation of %s to finish (it is %s)", s.Host, st)
+		}
 		if err := e.clock.Sleep(ctx, pollInterval); err != nil {
 			return timedOut(err)
 		}
@@ -205,7 +255,7 @@ func start(ctx context.Context, r *ocf.Request, e env) error {
 				return fmt.Errorf("%s was fenced again while starting (%s)", s.Host, st)
 			}
 			var got nova.Service
-			got, err = nova.Unfence(ctx, api, s, nova.UnfenceOptions{})
+			got, err = nova.Unfence(ctx, api, s, nova.UnfenceOptions{Elsewhere: elsewhere})
 			if got.UpdatedAt != s.UpdatedAt {
 				seen = got.UpdatedAt // this agent's own write, not a heartbeat
 			}

@@ -70,6 +70,10 @@ type env struct {
 	// osRelease is /etc/os-release, which picks the default unit.
 	osRelease string
 	euid      int
+	// attrdPath and attrdRun replace attrd_updater's path and its run in tests; empty
+	// and nil use the real tool.
+	attrdPath string
+	attrdRun  func(ctx context.Context, path string, args ...string) ([]byte, error)
 }
 
 // novaAPI is the part of *nova.Client the agent uses.
@@ -145,7 +149,8 @@ default args give this file to nova-compute.`},
 
 start: when the host is fenced in Nova (fence_nova's novaha:fenced or novaha:evacuating in
 the service's disabled reason), it waits until the evacuation controller records it
-novaha:evacuated, and evacuation_delay longer; then it starts nova-compute, lifts the
+novaha:evacuated, and evacuation_delay longer; a host forced down without a novaha marker
+(a stock fence_compute) waits while its node attribute evacuate is yes. Then it starts nova-compute, lifts the
 force-down (Nova refuses until the restarted nova-compute has cleaned up its evacuated
 instances, so start retries meanwhile), waits until Nova reports the service up and
 enables it again, unless an operator had disabled it before the fence: that disable and its
