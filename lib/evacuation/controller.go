@@ -463,6 +463,19 @@ func (c *Controller) classify(hw *hostWork, id string, srv *nova.Server, migs []
 	slices.SortStableFunc(migs, func(a, b nova.Migration) int {
 		return cmp.Or(a.CreatedAt.Compare(b.CreatedAt), cmp.Compare(a.ID, b.ID))
 	})
+	if srv != nil && !hw.marked {
+		// A host fenced without a marker (stock fence_compute) has no fence cycle to
+		// keep its migrations by. An instance still on the host after an evacuation
+		// Nova records done has come back since (Nova moves an instance before it
+		// records its evacuation done, and migrations are read before servers): that
+		// evacuation, and what came before it, belong to an earlier failure.
+		for k := len(migs) - 1; k >= 0; k-- {
+			if migrationDone(migs[k].Status) {
+				migs = migs[k+1:]
+				break
+			}
+		}
+	}
 	failedAttempts := 0
 	for _, m := range migs {
 		if migrationFailed(m.Status) {

@@ -4,6 +4,7 @@ import (
 	"net/http"
 	"testing"
 
+	"github.com/novaha/novaha/lib/evacuation"
 	"github.com/novaha/novaha/lib/nova"
 )
 
@@ -23,5 +24,41 @@ func TestDestinationNotFoundIsNotInstanceGone(t *testing.T) {
 	m, _ := nova.ParseMarker(c.f.Service("c1").DisabledReason)
 	if m.Moved != 2 || m.Failed != 0 {
 		t.Errorf("marker %q, want moved=2 failed=0", c.f.Service("c1").DisabledReason)
+	}
+}
+
+// A host fenced by a stock fence_compute has no marker, so no fence cycle to date its
+// migrations by: an evacuation from it in an earlier failure, of an instance that has
+// come back since, is history, and must not keep the instance there this time.
+func TestStockHostEarlierEvacuationDoesNotKeepAnInstanceBehind(t *testing.T) {
+	c := newCloud(t, 3)
+	ids := c.addServers("c1", "a", 1, nil)
+	stock := &fakeStock{yes: map[string]bool{}}
+	returnHost := func(h string) {
+		c.f.SetService(h, func(s *nova.Service) { s.ForcedDown, s.State = false, "up" })
+	}
+	failStock := func(h string, targets ...string) {
+		c.f.Crash(h)
+		c.f.ForceDown(h)
+		stock.yes[h] = true
+		ctl := c.controller(t, func(cfg *evacuation.Config) { cfg.Stock = stock; cfg.TargetHosts = targets })
+		c.run(t, ctl, 120, func(evacuation.Status) bool { return !stock.yes[h] && c.f.Idle() })
+		returnHost(h)
+	}
+	failStock("c1", "c2") // a000: c1 -> c2
+	failStock("c2", "c1") // a000: c2 -> c1, back where it was
+	if h := c.f.Server(ids[0]).Host; h != "c1" {
+		t.Fatalf("a000 on %s, want c1 before the second failure of c1", h)
+	}
+	c.f.Crash("c1")
+	c.f.ForceDown("c1")
+	stock.yes["c1"] = true
+	ctl := c.controller(t, func(cfg *evacuation.Config) { cfg.Stock = stock })
+	c.run(t, ctl, 120, func(evacuation.Status) bool { return !stock.yes["c1"] && c.f.Idle() })
+	if s := c.f.Server(ids[0]); s.Host == "c1" || s.Status != "ACTIVE" {
+		t.Errorf("a000 after c1's second failure: on %s, %s; want ACTIVE elsewhere\n%s", s.Host, s.Status, c.log.String())
+	}
+	if got := c.f.Accepted()[ids[0]]; got != 3 {
+		t.Errorf("a000: %d evacuations accepted, want 3 (one per failure)", got)
 	}
 }
