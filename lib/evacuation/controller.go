@@ -460,6 +460,16 @@ func (c *Controller) classify(hw *hostWork, id string, srv *nova.Server, migs []
 		// Not seen on its host by this process: it may be of any priority.
 		i.prio = math.MaxInt
 	}
+	if srv != nil && srv.Status == nova.StatusUnknown {
+		// Listed from a cell Nova cannot reach: neither its state, nor its metadata for
+		// the selection rule, nor its migrations can be read. Its host waits for the
+		// cell, however long: marked evacuated, the host would return with it. Its
+		// priority is unknown too: it holds no other instance back.
+		i.prio = math.MinInt
+		i.state, i.reason = stWaiting, "Nova cannot reach the instance's cell (status UNKNOWN)"
+		c.logInstance(i)
+		return i
+	}
 	slices.SortStableFunc(migs, func(a, b nova.Migration) int {
 		return cmp.Or(a.CreatedAt.Compare(b.CreatedAt), cmp.Compare(a.ID, b.ID))
 	})

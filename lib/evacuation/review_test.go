@@ -1,10 +1,13 @@
 package evacuation_test
 
 import (
+	"context"
 	"net/http"
 	"testing"
+	"time"
 
 	"github.com/novaha/novaha/lib/evacuation"
+	"github.com/novaha/novaha/lib/evacuation/fakenova"
 	"github.com/novaha/novaha/lib/nova"
 )
 
@@ -60,5 +63,36 @@ func TestStockHostEarlierEvacuationDoesNotKeepAnInstanceBehind(t *testing.T) {
 	}
 	if got := c.f.Accepted()[ids[0]]; got != 3 {
 		t.Errorf("a000: %d evacuations accepted, want 3 (one per failure)", got)
+	}
+}
+
+// A server of a cell Nova cannot reach is listed with status UNKNOWN and little else
+// (no metadata, no flavor, no vm_state): nothing about it can be known, so its host
+// must wait for the cell, whatever the selection rule, rather than be marked evacuated
+// with the instance still on it.
+func TestUnknownInstanceHoldsItsHost(t *testing.T) {
+	for _, sel := range []evacuation.Selection{evacuation.SelectAll, evacuation.SelectHAEnabled} {
+		t.Run(string(sel), func(t *testing.T) {
+			c := newCloud(t, 3)
+			c.addServers("c1", "a", 2, func(i int, s *fakenova.ServerSpec) {
+				s.Metadata = map[string]string{"HA_Enabled": "true"}
+			})
+			c.addServers("c1", "u", 1, func(i int, s *fakenova.ServerSpec) { s.Status = nova.StatusUnknown })
+			c.fence("c1")
+			ctl := c.controller(t, func(cfg *evacuation.Config) { cfg.Select = sel })
+			for range 3600 {
+				ctl.Round(context.Background())
+				if c.phase("c1") == "evacuated" {
+					t.Fatalf("c1 marked evacuated (%q) with an instance of an unreachable cell on it\n%s",
+						c.f.Service("c1").DisabledReason, c.log.String())
+				}
+				if err := c.clk.Sleep(context.Background(), time.Second); err != nil {
+					t.Fatal(err)
+				}
+			}
+			if got := c.f.Accepted()["u000"]; got != 0 {
+				t.Errorf("u000: %d evacuations accepted", got)
+			}
+		})
 	}
 }
