@@ -23,7 +23,7 @@ type link struct {
 //
 // Only the query of a "next" link is used, on our own URL: Nova builds the link from
 // its own idea of its address, which a proxy or an internal endpoint may not share.
-// A repeated or empty page ends the listing.
+// An empty page ends the listing; a link back to a page already read is an error.
 func listPages(ctx context.Context, sc *gophercloud.ServiceClient, rawURL, linksKey, op string,
 	page func(doc map[string]json.RawMessage) (n int, err error)) error {
 	base, err := url.Parse(rawURL)
@@ -64,7 +64,9 @@ func listPages(ctx context.Context, sc *gophercloud.ServiceClient, rawURL, links
 		nu.RawQuery = u.RawQuery
 		next = nu.String()
 		if seen[next] {
-			return nil
+			// A partial list is worse than none: a fenced host would look emptier
+			// than it is.
+			return fmt.Errorf("%s: Nova links back to a page already read (%s)", op, u.RawQuery)
 		}
 		seen[next] = true
 	}
