@@ -54,3 +54,18 @@ func TestStockFencedHostWaitsForEvacuateNo(t *testing.T) {
 		t.Errorf("start does not say what it waits for:\n%s", out)
 	}
 }
+
+// With a novaha marker, the marker is the record: an evacuate=yes nobody cleared (a
+// NovaEvacuate run with stock_evacuate=false) does not hold an evacuated host back.
+func TestEvacuatedHostIgnoresAStaleEvacuateYes(t *testing.T) {
+	w := newWorld(t, novatest.Service{Disabled: true, ForcedDown: true, DisabledReason: "novaha:evacuated moved=1 failed=0"})
+	w.e.attrdPath = "/usr/sbin/attrd_updater"
+	w.e.attrdRun = func(ctx context.Context, path string, args ...string) ([]byte, error) {
+		return []byte(`name="evacuate" host="compute-1" value="yes"` + "\n"), nil
+	}
+	w.clock.onSleep = func(int) { w.behave() }
+	w.want("start", ocf.Success, "OCF_RESKEY_CRM_meta_on_node=compute-1")
+	if s := w.nova.Service(host); s.ForcedDown || s.Disabled {
+		t.Errorf("after start: %+v, want enabled and not forced down", s)
+	}
+}
