@@ -8,13 +8,19 @@
 # What `testbed up` did already: guide step 1, the computes as remote nodes (with
 # `pcs resource create <node> ocf:pacemaker:remote ... --force`: there is no pcsd for
 # `pcs cluster node add-remote`), and step 2, one fence_ipmi device per compute
-# (ipmi-<compute>, through its simulated BMC). This script adds the rest, one function per
-# guide step, each idempotent; a step for a new agent is one more function in STEPS.
+# (ipmi-<compute>, through its simulated BMC; the controllers have theirs too, ipmi-ctlN,
+# which fence-nova's unfencing needs). This script adds the rest, one function per guide
+# step, each idempotent: step 3 fence-nova, step 4 the topology, step 5 NovaEvacuate on
+# the controllers, step 6 NovaCompute as a clone on the computes, in process mode running
+# test/e2e/nova-compute (the sandbox's nova-compute for the node's host name, inside the
+# node). The sandbox's own nova-compute of each compute must be stopped first
+# (test/nova/sandbox compute stop HOST): two copies would fight over one service record.
 #
 # Environment: NOVA_SANDBOX_DIR (default /var/tmp/novaha-nova: its clouds.yaml, cloud
 # novaha-sandbox, reaches the sandbox through the testbed's forwarders).
 set -euo pipefail
 
+HERE=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 NOVA_DIR=${NOVA_SANDBOX_DIR:-/var/tmp/novaha-nova}
 CLOUDS_YAML=$NOVA_DIR/clouds.yaml
 CLOUD=novaha-sandbox
@@ -31,15 +37,19 @@ computes() {
 
 has_stonith() { pcs stonith config "$1" >/dev/null 2>&1; }
 
-# Step 3: one fence_nova device for every compute, with unfencing. Credentials come
-# from clouds.yaml (a file), never from the command line.
+# Step 3: one fence_nova device for every compute. Credentials come from clouds.yaml
+# (a file), never from the command line. No `meta provides=unfencing`: NovaCompute
+# (step 6) returns the host to Nova itself, and with unfencing the return deadlocked
+# here: Pacemaker runs nothing on a fenced node before it is unfenced, fence_nova's on
+# waits for Nova to lift the force-down, and Nova refuses until the host's nova-compute
+# has restarted, which NovaCompute does only once the node is unfenced.
 nova_device() {
   if has_stonith fence-nova; then say "fence-nova exists"; return 0; fi
   [ -r "$CLOUDS_YAML" ] || die "$CLOUDS_YAML missing: start the Nova sandbox (make nova-start)"
   local hosts
   hosts=$(paste -sd, <<<"$COMPUTES")
   pcs stonith create fence-nova fence_nova cloud="$CLOUD" clouds_yaml="$CLOUDS_YAML" \
-    pcmk_host_list="$hosts" meta provides=unfencing
+    pcmk_host_list="$hosts"
   say "fence-nova created for $hosts"
 }
 
@@ -51,13 +61,42 @@ topology() {
     has_stonith "ipmi-$c" || die "no power device ipmi-$c (testbed up -no-fencing?)"
     if [[ $levels == *"Target: $c"* ]]; then say "level 1 for $c exists"; continue; fi
     pcs stonith level add 1 "$c" "ipmi-$c" fence-nova
-    say "level 1 for $c: ipmi-$c,fence-nova"
+    say "level 1 for $c: ipmi-$c fence-nova"
   done
   pcs stonith level verify
 }
 
-# Guide steps 5 (NovaEvacuate) and 6 (NovaCompute) join here once their agents exist.
-STEPS=(nova_device topology)
+has_resource() { pcs resource config "$1" >/dev/null 2>&1; }
+
+# Step 5: the evacuation controller, one instance in the cluster, never on a compute.
+# Created disabled: an enabled resource is placed at once, before its constraint exists
+# (the testbed saw nova-evacuate started on compute1 that way).
+evacuate_resource() {
+  if has_resource nova-evacuate; then say "nova-evacuate exists"; return 0; fi
+  pcs resource create nova-evacuate ocf:novaha:NovaEvacuate cloud="$CLOUD" \
+    clouds_yaml="$CLOUDS_YAML" op monitor interval=10s timeout=20s --disabled
+  pcs constraint location nova-evacuate rule score=-INFINITY '#kind' eq remote
+  pcs resource enable nova-evacuate
+  say "nova-evacuate created"
+}
+
+# Step 6: nova-compute under Pacemaker on every compute, never on a controller. Process
+# mode, as the testbed's nodes have no systemd; its log is the node's own /var/log.
+compute_clone() {
+  if has_resource nova-compute-clone; then say "nova-compute-clone exists"; return 0; fi
+  pcs resource create nova-compute ocf:novaha:NovaCompute cloud="$CLOUD" \
+    clouds_yaml="$CLOUDS_YAML" service_manager=process command="$HERE/nova-compute" \
+    args="--sandbox $NOVA_DIR" log_file=/var/log/nova-compute.log \
+    op start timeout=600 op monitor interval=10 timeout=20 \
+    op monitor interval=60 timeout=30 OCF_CHECK_LEVEL=10 \
+    clone interleave=true --disabled
+  pcs constraint location nova-compute-clone rule score=-INFINITY '#kind' ne remote
+  pcs constraint order start nova-evacuate then nova-compute-clone require-all=false
+  pcs resource enable nova-compute-clone
+  say "nova-compute-clone created"
+}
+
+STEPS=(nova_device topology evacuate_resource compute_clone)
 
 COMPUTES=$(computes)
 [ -n "$COMPUTES" ] || die "no remote nodes in the CIB: is this a testbed controller?"
