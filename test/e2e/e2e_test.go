@@ -11,12 +11,20 @@ import (
 
 	"github.com/novaha/novaha/test/bmcsim"
 	"github.com/novaha/novaha/test/cluster"
+	"github.com/novaha/novaha/test/nova"
 )
 
 // testbed brings a testbed up for the test (two controllers, computes compute1 and
 // compute2, fence_ipmi per node) and takes it down at the end. It skips unless
 // NOVAHA_E2E_TESTS=1: the testbed takes over 10.77.0.0/24 and needs root.
 func testbed(t *testing.T) *Testbed {
+	t.Helper()
+	return testbedWith(t, nova.Dir(), "compute1", "compute2")
+}
+
+// testbedWith is testbed with the given computes, forwarding the ports of the Nova
+// sandbox in novaDir into the nodes.
+func testbedWith(t *testing.T, novaDir string, computes ...string) *Testbed {
 	t.Helper()
 	if os.Getenv("NOVAHA_E2E_TESTS") != "1" {
 		t.Skip("the multi-node testbed needs root and namespaces: set NOVAHA_E2E_TESTS=1 (make e2e-test)")
@@ -33,11 +41,12 @@ func testbed(t *testing.T) *Testbed {
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
 	defer cancel()
 	tb, err := Up(ctx, Config{
-		Dir:      dir,
-		Computes: []string{"compute1", "compute2"},
-		AgentDir: agentDir(t),
-		Fencing:  true,
-		Log:      testWriter{t},
+		Dir:       dir,
+		Computes:  computes,
+		NovaPorts: novaPorts(novaDir),
+		AgentDir:  agentDir(t),
+		Fencing:   true,
+		Log:       testWriter{t},
 	})
 	if err != nil {
 		t.Fatalf("%v (state in %s)", err, dir)
@@ -200,17 +209,6 @@ func fenceAndReturn(t *testing.T, tb *Testbed, node string, act func(context.Con
 	}
 	t.Logf("%s: BMC power off %v after the start, online again after %v (boot delay %v)",
 		node, off.Sub(t0).Round(time.Millisecond), online.Round(time.Millisecond), DefaultBootDelay)
-}
-
-// dedup drops repetitions of the previous element.
-func dedup(s []string) []string {
-	var out []string
-	for _, v := range s {
-		if len(out) == 0 || out[len(out)-1] != v {
-			out = append(out, v)
-		}
-	}
-	return out
 }
 
 func hasProcess(ps []Process, name string) bool {
