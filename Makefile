@@ -2,7 +2,7 @@
 #
 #   make deps         install the Debian packages the tests need (root or sudo)
 #   make test         deps, lint, unit tests, then the conformance suite on the built agents
-#   make demo         show a host failure being recovered (BMC simulator, for now)
+#   make demo         a compute host killed and its instances recovered, on real components
 #   make bench        benchmarks, side by side with the Python agents
 #   make e2e-up       the multi-node testbed (test/e2e): 2 controllers, 3 remote computes
 #   make install      DESTDIR-aware install of agents and man pages
@@ -36,7 +36,7 @@ MAIN_DIRS := $(sort $(wildcard agents/*/) $(wildcard fence_nova/) $(wildcard ocf
 # built as $(BIN)/libexec/<name>-backend, where the agent finds it in a build.
 BACKEND_DIRS := $(sort $(wildcard agents/*/backend/))
 
-.PHONY: all build deps test unit conformance lint man check-man bench demo install clean \
+.PHONY: all build deps test unit conformance lint man check-man bench demo demo-fencing install clean \
 	dist packages deb rpm
 
 all: build
@@ -99,8 +99,13 @@ bench: build
 	$(GO) test -tags libvirt_dlopen -run '^$$' -bench . -benchmem ./lib/...
 	$(GO) run -tags libvirt_dlopen ./test/bench -bin $(CURDIR)/$(BIN)
 
-# The demo installs its own dependencies, so that it works on a fresh machine.
-demo: deps build
+# The demo installs its own dependencies, so that it works on a fresh machine. make demo:
+# the whole chain on real components (test/e2e/cmd/demo: Nova sandbox, multi-node
+# cluster, a compute killed and recovered), under the Nova sandbox's lock;
+# make demo-fencing: the single-node cluster fencing a hung host through a BMC simulator.
+demo: deps e2e-deps build
+	flock -w 900 $(NOVA_LOCK) $(GO) run ./test/e2e/cmd/demo -bin $(CURDIR)/$(BIN) $(DEMO_FLAGS)
+demo-fencing: deps build
 	$(GO) run ./test/demo -bin $(CURDIR)/$(BIN)
 
 install: build man

@@ -76,7 +76,7 @@ type Config struct {
 	BootDelay time.Duration
 	// NovaPorts are the TCP ports of 127.0.0.1 forwarded into every node, so processes
 	// there reach the Nova sandbox as if it were local. Default: read from
-	// DefaultNovaDir/ports.env, else the sandbox's defaults.
+	// <NOVA_SANDBOX_DIR, else DefaultNovaDir>/ports.env, else the sandbox's defaults.
 	NovaPorts []int
 	// Log receives progress lines. Nil discards them.
 	Log io.Writer
@@ -127,7 +127,11 @@ func (c Config) withDefaults() (Config, error) {
 		c.BootDelay = DefaultBootDelay
 	}
 	if c.NovaPorts == nil {
-		c.NovaPorts = novaPorts(DefaultNovaDir)
+		dir := os.Getenv("NOVA_SANDBOX_DIR") // the sandbox's own variable (test/nova)
+		if dir == "" {
+			dir = DefaultNovaDir
+		}
+		c.NovaPorts = novaPorts(dir)
 	}
 	if c.Log == nil {
 		c.Log = io.Discard
