@@ -88,7 +88,8 @@ themselves, and the parameter is then ignored.`},
 			ShortDesc: "Log the controller's debug messages (every request to Nova)"},
 		ocf.Param{Name: paramDelay, Type: ocf.Duration, Default: "0",
 			ShortDesc: "How long to wait after a host is fenced before evacuating it",
-			LongDesc: `How long after a host was fenced (the time in its novaha:fenced marker) its evacuation
+			LongDesc: `How long after a host was fenced (the time in its novaha:fenced marker; for a host a
+stock fence_compute fenced, from when the controller first sees it) its evacuation
 starts, as the stock agent's evacuate_delay: for storage that needs time to release the
 host's locks. 0 evacuates at once.`},
 		ocf.Param{Name: paramSelection, Type: ocf.String, Default: string(defaultSelection),

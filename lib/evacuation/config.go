@@ -95,8 +95,9 @@ type Config struct {
 	// TargetHosts, when set, are the only destinations (reserved hosts): they must be
 	// enabled and up to be used. By default every healthy compute host is one.
 	TargetHosts []string
-	// Delay is how long after the fence (its marker's time) a host's evacuation
-	// starts: evacuate_delay of the stock NovaEvacuate.
+	// Delay is how long after the fence (its marker's time; for a host fenced without
+	// a marker, from when this process first sees it) a host's evacuation starts:
+	// evacuate_delay of the stock NovaEvacuate.
 	Delay time.Duration
 
 	// PerDestination is how many evacuations one destination host is given at once

@@ -41,8 +41,11 @@ type Controller struct {
 	logged   map[string]string // instance -> the last outcome logged
 	notified map[string]string // host -> the last host decision logged
 	memo     map[string]*hostMemo
-	hyps     []nova.Hypervisor // the last reading of the destinations' capacity
-	hypsAt   time.Time
+	// stockSeen: host -> when this process first saw it fenced without a marker (the
+	// start of its evacuate_delay; lost, the delay runs again: later, never sooner).
+	stockSeen map[string]time.Time
+	hyps      []nova.Hypervisor // the last reading of the destinations' capacity
+	hypsAt    time.Time
 }
 
 // hypervisorsTTL is how long a reading of the destinations' capacity is used.
@@ -72,6 +75,7 @@ func New(cfg Config) (*Controller, error) {
 		retries: map[string]*retry{}, refused: map[string]string{}, busy: map[string]time.Time{},
 		prio: map[string]int{}, tagMode: map[string]bool{}, images: map[string]imageInfo{},
 		logged: map[string]string{}, notified: map[string]string{}, memo: map[string]*hostMemo{},
+		stockSeen: map[string]time.Time{},
 	}, nil
 }
 
@@ -231,6 +235,11 @@ func (c *Controller) Round(ctx context.Context) (st Status) {
 			delete(c.memo, h)
 		}
 	}
+	for h := range c.stockSeen {
+		if !slices.ContainsFunc(work, func(hw *hostWork) bool { return hw.host == h && !hw.marked }) {
+			delete(c.stockSeen, h)
+		}
+	}
 	toRead, othersTop := c.plan(work, now)
 	for _, hw := range work {
 		if !toRead[hw] {
@@ -375,6 +384,20 @@ var errDelayed = errors.New("evacuation delayed")
 
 // readHost marks a fenced host evacuating and reads its migrations and instances.
 func (c *Controller) readHost(ctx context.Context, hw *hostWork, now time.Time) error {
+	if !hw.marked && c.cfg.Delay > 0 {
+		// No marker dates the fence of a stock fence_compute: the delay counts from
+		// the first sight of the host.
+		first, ok := c.stockSeen[hw.host]
+		if !ok {
+			first = now
+			c.stockSeen[hw.host] = now
+		}
+		if now.Before(first.Add(c.cfg.Delay)) {
+			c.noteHost(hw.host, "delayed", slog.LevelInfo, "host fenced (evacuate=yes); evacuation delayed",
+				"until", first.Add(c.cfg.Delay))
+			return errDelayed
+		}
+	}
 	if hw.marked && hw.marker.Phase == nova.Fenced {
 		if c.cfg.Delay > 0 && now.Before(hw.marker.At.Add(c.cfg.Delay)) {
 			c.noteHost(hw.host, "delayed", slog.LevelInfo, "host fenced; evacuation delayed",
@@ -809,6 +832,7 @@ func (c *Controller) finishHost(ctx context.Context, hw *hostWork, moved, failed
 	}
 	delete(c.tagMode, hw.host)
 	delete(c.memo, hw.host)
+	delete(c.stockSeen, hw.host)
 	for k := range c.notified {
 		if strings.HasPrefix(k, hw.host+"\x00") {
 			delete(c.notified, k)

@@ -96,3 +96,26 @@ func TestUnknownInstanceHoldsItsHost(t *testing.T) {
 		})
 	}
 }
+
+// evacuate_delay holds back the hosts a stock fence_compute fenced too, as the stock
+// NovaEvacuate does: they have no marker to date the fence by, so the delay counts
+// from when the controller first sees them.
+func TestDelayOfStockHost(t *testing.T) {
+	c := newCloud(t, 3)
+	ids := c.addServers("c1", "a", 2, nil)
+	c.f.Crash("c1")
+	c.f.ForceDown("c1")
+	stock := &fakeStock{yes: map[string]bool{"c1": true}}
+	ctl := c.controller(t, func(cfg *evacuation.Config) { cfg.Delay = 10 * time.Second; cfg.Stock = stock })
+	for range 9 {
+		ctl.Round(context.Background())
+		if n := c.f.Calls()[fakenova.APIEvacuate]; n != 0 {
+			t.Fatalf("at %v: %d evacuate requests during the delay", c.clk.Now().Sub(t0), n)
+		}
+		if err := c.clk.Sleep(context.Background(), time.Second); err != nil {
+			t.Fatal(err)
+		}
+	}
+	c.run(t, ctl, 60, func(evacuation.Status) bool { return !stock.yes["c1"] })
+	c.checkMoved(t, "c1", "ACTIVE", ids)
+}
