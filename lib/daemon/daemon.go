@@ -104,11 +104,45 @@ func Start(s Spec) (int, error) {
 	pid := cmd.Process.Pid
 	// The agent exits long before the daemon: nothing here waits for it.
 	_ = cmd.Process.Release()
+	s.awaitExec(pid, execWait)
 	if err := writeAtomic(s.PidFile, []byte(strconv.Itoa(pid)+"\n")); err != nil {
 		_ = syscall.Kill(-pid, syscall.SIGKILL)
 		return 0, fmt.Errorf("writing the pid file: %w", err)
 	}
 	return pid, nil
+}
+
+// execWait bounds how long Start waits for the new process's command line.
+const execWait = 5 * time.Second
+
+// awaitExec waits until pid shows a command line, or is gone, or wait has passed.
+// exec has returned in the child once cmd.Start returns, but the kernel sets the new
+// program's argument area a moment later (create_elf_tables runs after the close-on-exec
+// descriptors Go waits on are closed): a /proc/<pid>/cmdline read in between is empty,
+// and Running, called right after Start, would take the new daemon for another program.
+func (s Spec) awaitExec(pid int, wait time.Duration) {
+	dir := filepath.Join(s.proc(), strconv.Itoa(pid))
+	deadline := time.Now().Add(wait)
+	for pause := 100 * time.Microsecond; ; pause = min(2*pause, 20*time.Millisecond) {
+		if raw, err := os.ReadFile(filepath.Join(dir, "cmdline")); err != nil || len(raw) > 0 {
+			return
+		}
+		if !live(dir) || time.Now().After(deadline) {
+			return
+		}
+		time.Sleep(pause)
+	}
+}
+
+// live reports whether the process of a /proc/<pid> directory exists and is not a zombie.
+func live(dir string) bool {
+	stat, err := os.ReadFile(filepath.Join(dir, "stat"))
+	if err != nil {
+		return false
+	}
+	// pid (comm) state ...: comm may contain spaces and parentheses.
+	i := bytes.LastIndexByte(stat, ')')
+	return i >= 0 && i+2 < len(stat) && stat[i+2] != 'Z' && stat[i+2] != 'X'
 }
 
 func writeAtomic(name string, data []byte) error {
@@ -159,12 +193,7 @@ func Running(s Spec) (pid int, stale bool, err error) {
 // is reports whether pid is a live process running the daemon's command line.
 func (s Spec) is(pid int) bool {
 	dir := filepath.Join(s.proc(), strconv.Itoa(pid))
-	stat, err := os.ReadFile(filepath.Join(dir, "stat"))
-	if err != nil {
-		return false
-	}
-	// pid (comm) state ...: comm may contain spaces and parentheses.
-	if i := bytes.LastIndexByte(stat, ')'); i < 0 || i+2 >= len(stat) || stat[i+2] == 'Z' || stat[i+2] == 'X' {
+	if !live(dir) {
 		return false
 	}
 	raw, err := os.ReadFile(filepath.Join(dir, "cmdline"))
