@@ -37,7 +37,10 @@ type ResourceStatus struct {
 	Role   string // Started, Stopped, ...
 	Active bool
 	Failed bool
-	Nodes  []string // where it runs
+	// Pending is the operation under way as crm_mon names it ("Starting", "Stopping",
+	// ...), "" when none is: a resource whose start is pending is already active.
+	Pending string
+	Nodes   []string // where it runs
 }
 
 // Node returns the named node's status.
@@ -67,12 +70,13 @@ func (s *Status) Ready(node string) bool {
 }
 
 type xmlResource struct {
-	ID     string `xml:"id,attr"`
-	Agent  string `xml:"resource_agent,attr"`
-	Role   string `xml:"role,attr"`
-	Active bool   `xml:"active,attr"`
-	Failed bool   `xml:"failed,attr"`
-	Nodes  []struct {
+	ID      string `xml:"id,attr"`
+	Agent   string `xml:"resource_agent,attr"`
+	Role    string `xml:"role,attr"`
+	Active  bool   `xml:"active,attr"`
+	Failed  bool   `xml:"failed,attr"`
+	Pending string `xml:"pending,attr"`
+	Nodes   []struct {
 		Name string `xml:"name,attr"`
 	} `xml:"node"`
 }
@@ -137,7 +141,7 @@ func parseStatus(out []byte) (*Status, error) {
 	}
 	add := func(rs []xmlResource) {
 		for _, r := range rs {
-			st := ResourceStatus{ID: r.ID, Agent: r.Agent, Role: r.Role, Active: r.Active, Failed: r.Failed}
+			st := ResourceStatus{ID: r.ID, Agent: r.Agent, Role: r.Role, Active: r.Active, Failed: r.Failed, Pending: r.Pending}
 			for _, n := range r.Nodes {
 				st.Nodes = append(st.Nodes, n.Name)
 			}

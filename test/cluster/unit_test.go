@@ -48,8 +48,11 @@ const monXML = `<pacemaker-result api-version="2.25" request="crm_mon -1 --outpu
     <resource id="d1" resource_agent="stonith:fence_dummy" role="Started" active="true" failed="false" nodes_running_on="1">
       <node name="node1" id="1" cached="true"/>
     </resource>
-    <group id="g" number_resources="1">
+    <group id="g" number_resources="2">
       <resource id="r1" resource_agent="ocf:pacemaker:Dummy" role="Stopped" active="false" failed="false" nodes_running_on="0"/>
+      <resource id="r2" resource_agent="ocf:pacemaker:Dummy" role="Started" active="true" failed="false" nodes_running_on="1" pending="Starting">
+        <node name="node1" id="1" cached="true"/>
+      </resource>
     </group>
     <clone id="c-clone" multi_state="false">
       <resource id="c" resource_agent="ocf:pacemaker:Dummy" role="Started" active="true" failed="true" nodes_running_on="1">
@@ -78,6 +81,12 @@ func TestParseStatus(t *testing.T) {
 	}
 	if r1, ok := st.Resource("r1"); !ok || r1.Active {
 		t.Errorf("r1 (in a group): %+v %v", r1, ok)
+	}
+	if r2, ok := st.Resource("r2"); !ok || !r2.Active || r2.Pending != "Starting" {
+		t.Errorf("r2 (start pending): %+v %v", r2, ok)
+	}
+	if d1.Pending != "" {
+		t.Errorf("d1 pending %q", d1.Pending)
 	}
 	if c, ok := st.Resource("c"); !ok || !c.Failed {
 		t.Errorf("c (in a clone): %+v %v", c, ok)

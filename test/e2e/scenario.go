@@ -193,11 +193,15 @@ func RestoreHost(ctx context.Context, sb *nova.Sandbox, tc *nova.Client, host st
 	return nil
 }
 
-// ActiveOn lists the nodes where the primitive id (or a clone instance of it) is active.
+// ActiveOn lists the nodes where the primitive id (or a clone instance of it) is active
+// with no operation pending. crm_mon counts a resource whose start is under way as
+// active; NovaCompute's start on a host takes until Nova has seen a heartbeat of the new
+// nova-compute, and a test that took that for started killed nova-compute under the
+// start (which then failed, and Pacemaker left the host without nova-compute).
 func ActiveOn(s *cluster.Status, id string) []string {
 	var nodes []string
 	for _, r := range s.Resources {
-		if (r.ID == id || strings.HasPrefix(r.ID, id+":")) && r.Active && !r.Failed {
+		if (r.ID == id || strings.HasPrefix(r.ID, id+":")) && r.Active && !r.Failed && r.Pending == "" {
 			nodes = append(nodes, r.Nodes...)
 		}
 	}

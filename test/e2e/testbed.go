@@ -852,7 +852,11 @@ func describeStatus(s *cluster.Status) string {
 		parts = append(parts, fmt.Sprintf("%s online=%v unclean=%v", n.Name, n.Online, n.Unclean))
 	}
 	for _, r := range s.Resources {
-		parts = append(parts, fmt.Sprintf("%s %s on %v failed=%v", r.ID, r.Role, r.Nodes, r.Failed))
+		p := fmt.Sprintf("%s %s on %v failed=%v", r.ID, r.Role, r.Nodes, r.Failed)
+		if r.Pending != "" {
+			p += " pending=" + r.Pending
+		}
+		parts = append(parts, p)
 	}
 	return fmt.Sprintf("DC %q quorate=%v: %s", s.DC, s.Quorate, strings.Join(parts, "; "))
 }
