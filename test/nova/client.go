@@ -178,6 +178,7 @@ type Service struct {
 	State          string `json:"state"`
 	ForcedDown     bool   `json:"forced_down"`
 	DisabledReason string `json:"disabled_reason"`
+	UpdatedAt      string `json:"updated_at"` // changes with every heartbeat
 }
 
 // ComputeService returns the nova-compute service of host.
