@@ -168,10 +168,15 @@ nova-stop:
 # off/status/on/list/monitor, NovaEvacuate's and NovaCompute's on a real control plane.
 # The sandbox is started first, so the tests share one and it is stopped once, whatever
 # they report.
+# Under the sandbox's lock (NOVA_LOCK), which make e2e takes too: two users of one
+# sandbox see each other's fenced hosts (another user's evacuation controller once
+# marked evacuated a host fence_nova's test had just fenced, and its on succeeded).
+NOVA_LOCK ?= /tmp/novaha-nova.lock
 .PHONY: nova-test
-nova-test: nova-start
-	NOVA_SANDBOX_TESTS=1 $(GO) test -p 1 -count=1 -tags libvirt_dlopen ./test/nova ./fence_nova ./agents/NovaEvacuate ./ocf_novacompute; \
-		rc=$$?; test/nova/sandbox stop; exit $$rc
+nova-test: nova-install
+	flock $(NOVA_LOCK) sh -c 'test/nova/sandbox start && \
+		NOVA_SANDBOX_TESTS=1 $(GO) test -p 1 -count=1 -tags libvirt_dlopen ./test/nova ./fence_nova ./agents/NovaEvacuate ./ocf_novacompute; \
+		rc=$$?; test/nova/sandbox stop; exit $$rc'
 
 # The multi-node testbed (test/e2e/README.md): controllers and pacemaker_remote computes,
 # each in its own network, mount and PID namespaces, a simulated BMC per compute, and
@@ -195,7 +200,6 @@ e2e-status: $(E2E)
 # running), configure.sh, servers over the computes, one compute killed, its recovery
 # checked. Under the sandbox's lock; NOVA_SANDBOX_DIR (and NOVA_LOCK) for another sandbox,
 # E2E_RUN for other tests (e.g. E2E_RUN=. for all of test/e2e).
-NOVA_LOCK ?= /tmp/novaha-nova.lock
 E2E_RUN   ?= TestEvacuationScenario
 e2e: e2e-deps build
 	flock -w 900 $(NOVA_LOCK) env NOVAHA_E2E_TESTS=1 NOVA_SANDBOX_TESTS=1 NOVA_SANDBOX_KEEP=1 \
