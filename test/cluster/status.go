@@ -37,8 +37,9 @@ type ResourceStatus struct {
 	Role   string // Started, Stopped, ...
 	Active bool
 	Failed bool
-	// Pending is the operation under way as crm_mon names it ("Starting", "Stopping",
-	// ...), "" when none is: a resource whose start is pending is already active.
+	// Pending is crm_mon's pending attribute ("Starting", ...), "" without one. A
+	// resource whose start is under way is already active: Pacemaker 2.1.5 tells it
+	// by Role ("Starting"), others by this attribute.
 	Pending string
 	Nodes   []string // where it runs
 }

@@ -48,9 +48,12 @@ const monXML = `<pacemaker-result api-version="2.25" request="crm_mon -1 --outpu
     <resource id="d1" resource_agent="stonith:fence_dummy" role="Started" active="true" failed="false" nodes_running_on="1">
       <node name="node1" id="1" cached="true"/>
     </resource>
-    <group id="g" number_resources="2">
+    <group id="g" number_resources="3">
       <resource id="r1" resource_agent="ocf:pacemaker:Dummy" role="Stopped" active="false" failed="false" nodes_running_on="0"/>
       <resource id="r2" resource_agent="ocf:pacemaker:Dummy" role="Started" active="true" failed="false" nodes_running_on="1" pending="Starting">
+        <node name="node1" id="1" cached="true"/>
+      </resource>
+      <resource id="r3" resource_agent="ocf:pacemaker:Dummy" role="Starting" active="true" failed="false" nodes_running_on="1">
         <node name="node1" id="1" cached="true"/>
       </resource>
     </group>
@@ -84,6 +87,10 @@ func TestParseStatus(t *testing.T) {
 	}
 	if r2, ok := st.Resource("r2"); !ok || !r2.Active || r2.Pending != "Starting" {
 		t.Errorf("r2 (start pending): %+v %v", r2, ok)
+	}
+	// Pacemaker 2.1.5 shows a pending start as the role (crm_mon XML).
+	if r3, ok := st.Resource("r3"); !ok || !r3.Active || r3.Role != "Starting" {
+		t.Errorf("r3 (start pending, 2.1.5): %+v %v", r3, ok)
 	}
 	if d1.Pending != "" {
 		t.Errorf("d1 pending %q", d1.Pending)

@@ -193,20 +193,31 @@ func RestoreHost(ctx context.Context, sb *nova.Sandbox, tc *nova.Client, host st
 	return nil
 }
 
-// ActiveOn lists the nodes where the primitive id (or a clone instance of it) is active
-// with no operation pending. crm_mon counts a resource whose start is under way as
-// active; NovaCompute's start on a host takes until Nova has seen a heartbeat of the new
+// ActiveOn lists the nodes where the primitive id (or a clone instance of it) is
+// started, with no operation pending. crm_mon counts a resource whose start is under way
+// as active (role "Starting" in its XML, pending="Starting" in some versions);
+// NovaCompute's start on a host takes until Nova has seen a heartbeat of the new
 // nova-compute, and a test that took that for started killed nova-compute under the
 // start (which then failed, and Pacemaker left the host without nova-compute).
 func ActiveOn(s *cluster.Status, id string) []string {
 	var nodes []string
 	for _, r := range s.Resources {
-		if (r.ID == id || strings.HasPrefix(r.ID, id+":")) && r.Active && !r.Failed && r.Pending == "" {
+		if (r.ID == id || strings.HasPrefix(r.ID, id+":")) && r.Active && !r.Failed && r.Pending == "" && settled(r.Role) {
 			nodes = append(nodes, r.Nodes...)
 		}
 	}
 	sort.Strings(nodes)
 	return nodes
+}
+
+// settled: a role with no action under way (crm_mon shows "Starting", "Stopping",
+// "Migrating" ... as the role of a resource whose operation is pending).
+func settled(role string) bool {
+	switch role {
+	case "Started", "Promoted", "Unpromoted", "Master", "Slave":
+		return true
+	}
+	return false
 }
 
 func sameSet(a, b []string) bool {
