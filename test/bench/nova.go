@@ -30,7 +30,7 @@ func novaSuite(ctx context.Context, bin string, n int) (suite, error) {
 	}
 	python := []string{"PYTHONWARNINGS=ignore"}
 	var notes []string
-	theirs, cleanup, err := patchedFenceCompute()
+	theirs, cleanup, err := patchedPython(fenceCompute)
 	if err != nil {
 		notes = append(notes, "fence_compute: "+err.Error()+": no comparison")
 	}
@@ -81,10 +81,11 @@ func novaSuite(ctx context.Context, bin string, n int) (suite, error) {
 	return suite{setup: setup, pairs: pairs, note: strings.Join(notes, "\n"), stop: stop}, nil
 }
 
-// patchedFenceCompute copies fence_compute into a temporary directory with
-// inspect.getargspec replaced by getfullargspec, which is all it needs on Python 3.11.
-func patchedFenceCompute() (path string, cleanup func(), err error) {
-	src, err := os.ReadFile(fenceCompute)
+// patchedPython copies a Python fence agent (fence_compute, fence_evacuate) into a
+// temporary directory with inspect.getargspec replaced by getfullargspec, which is all
+// Debian 12's need on Python 3.11.
+func patchedPython(agent string) (path string, cleanup func(), err error) {
+	src, err := os.ReadFile(agent)
 	if err != nil {
 		return "", func() {}, errors.New("not installed (make deps)")
 	}
@@ -92,7 +93,7 @@ func patchedFenceCompute() (path string, cleanup func(), err error) {
 	if err != nil {
 		return "", func() {}, err
 	}
-	path = filepath.Join(dir, "fence_compute")
+	path = filepath.Join(dir, filepath.Base(agent))
 	patched := bytes.ReplaceAll(src, []byte("inspect.getargspec("), []byte("inspect.getfullargspec("))
 	if err := os.WriteFile(path, patched, 0o755); err != nil {
 		_ = os.RemoveAll(dir)
