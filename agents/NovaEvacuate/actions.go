@@ -175,6 +175,13 @@ func monitor(_ context.Context, r *ocf.Request, e env) error {
 		r.Log().Warn("mass-failure guard: evacuations held back", "reason", st.GuardReason)
 		return ocf.Errorf(ocf.Degraded, "mass-failure guard holds evacuations back: %s", st.GuardReason)
 	}
+	// An evacuation stuck in flight holds its host back until an operator settles it.
+	for _, h := range st.Hosts {
+		for id, why := range h.Stuck {
+			r.Log().Warn("a stuck evacuation holds its host back", "host", h.Host, "instance", id, "reason", why)
+			return ocf.Errorf(ocf.Degraded, "%s held back: instance %s: %s (NovaEvacuate status)", h.Host, id, why)
+		}
+	}
 	return nil
 }
 

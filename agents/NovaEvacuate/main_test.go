@@ -380,3 +380,33 @@ func sessionOf(t *testing.T, pid int) int {
 	fmt.Sscan(f[3], &sid)
 	return sid
 }
+
+// An evacuation that makes no progress for retry_timeout holds its host back, and
+// monitor says so (degraded) instead of letting the host return.
+func TestMonitorReportsAStuckEvacuation(t *testing.T) {
+	srv, ids := fencedCloud(t, 1)
+	srv.SetRebuildTime(time.Hour) // accepted, and nothing more for the test's life
+	dir := t.TempDir()
+	b := binary{t: t, path: build.Path(t), params: baseParams(srv, dir)}
+	b.params["retry_timeout"] = "2s"
+	b.must("start", 0)
+	t.Cleanup(func() { b.run("stop") })
+	var out string
+	waitFor(t, "monitor to report the stuck evacuation", 30*time.Second, func() bool {
+		_, out = b.run("monitor", "OCF_RESKEY_CRM_meta_interval=10000")
+		return strings.Contains(out, "ocf-exit-reason:compute1 held back: instance "+ids[0])
+	})
+	b.must("monitor", int(ocf.Degraded), "OCF_RESKEY_CRM_meta_interval=10000")
+	if evacuated(srv) {
+		t.Error("compute1 marked evacuated with its evacuation stuck")
+	}
+	if n := srv.Evacuations(ids[0]); n != 1 {
+		t.Errorf("%d evacuations requested, want 1", n)
+	}
+	var sb, eb strings.Builder
+	statusCommand([]string{dir}, defaultEnv(), &sb, &eb)
+	if !strings.Contains(sb.String(), "compute1: instance "+ids[0]+" stuck: evacuation to") {
+		t.Errorf("status does not show the stuck evacuation:\n%s", sb.String())
+	}
+	b.must("stop", 0)
+}

@@ -111,5 +111,13 @@ func writeStatus(w io.Writer, name string, st evacuation.Status, now time.Time) 
 		for _, id := range ids {
 			fmt.Fprintf(w, "  %s: instance %s failed: %s\n", h.Host, id, h.Failures[id])
 		}
+		ids = ids[:0]
+		for id := range h.Stuck {
+			ids = append(ids, id)
+		}
+		sort.Strings(ids)
+		for _, id := range ids {
+			fmt.Fprintf(w, "  %s: instance %s stuck: %s\n", h.Host, id, h.Stuck[id])
+		}
 	}
 }

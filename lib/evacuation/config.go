@@ -118,6 +118,8 @@ type Config struct {
 	// transiently (409 task_state conflicts, server errors, no answer), or that stays
 	// busy with another task, is retried before it is recorded as failed
 	// (DefaultRetryTimeout). It keeps one instance from holding its host back forever.
+	// An evacuation Nova accepted that makes no progress for as long is reported
+	// stuck, but keeps holding its host back (see Status's Stuck).
 	RetryTimeout time.Duration
 	// RetryBase and RetryMax: the pause before retrying one instance starts at
 	// RetryBase and doubles up to RetryMax (DefaultRetryBase, DefaultRetryMax).

@@ -55,5 +55,8 @@ type HostStatus struct {
 	Pending int    `json:"pending"`
 	// Failures: instance id -> reason, for the permanent ones.
 	Failures map[string]string `json:"failures,omitempty"`
-	Since    time.Time         `json:"since"`
+	// Stuck: instance id -> reason, for evacuations in flight past the retry timeout,
+	// which hold the host back (counted in Pending).
+	Stuck map[string]string `json:"stuck,omitempty"`
+	Since time.Time         `json:"since"`
 }

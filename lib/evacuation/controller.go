@@ -134,6 +134,7 @@ type instance struct {
 	prio   int
 	dest   string
 	reason string
+	stuck  bool // in flight past the retry timeout
 }
 
 // unfinished: it still holds its host back.
@@ -280,6 +281,12 @@ func (c *Controller) Round(ctx context.Context) (st Status) {
 				hs.Failures[i.id] = i.reason
 			default:
 				hs.Pending++
+				if i.stuck {
+					if hs.Stuck == nil {
+						hs.Stuck = map[string]string{}
+					}
+					hs.Stuck[i.id] = i.reason
+				}
 			}
 		}
 		// Without the stock attribute this round, a host that has it would keep it:
@@ -324,7 +331,7 @@ func (c *Controller) remember(hw *hostWork, hs HostStatus, now time.Time) {
 		case i.unfinished():
 			m.pending[i.prio]++
 		}
-		if i.unfinished() {
+		if i.unfinished() && !i.stuck {
 			m.top = max(m.top, i.prio)
 		}
 	}
@@ -525,10 +532,15 @@ func (c *Controller) classify(hw *hostWork, id string, srv *nova.Server, migs []
 			if changed.IsZero() {
 				changed = last.CreatedAt // never updated since Nova accepted it
 			}
+			// Stuck past the retry timeout, it still holds its host back: a returning
+			// nova-compute destroys its local copy of every instance with an evacuation
+			// accepted or pre-migrating from it, and the destination never rebuilt this
+			// one (on local storage, the instance would be lost). An operator settles
+			// it; monitor reports it meanwhile.
 			if !changed.IsZero() && now.Sub(changed) > c.cfg.RetryTimeout {
-				i.state = stFailed
-				i.reason = fmt.Sprintf("evacuation to %q stuck in status %s since %s", last.DestCompute, last.Status,
-					changed.UTC().Format(time.RFC3339))
+				i.stuck = true
+				i.reason = fmt.Sprintf("evacuation to %q stuck in status %s since %s: the host is held back until it ends",
+					last.DestCompute, last.Status, changed.UTC().Format(time.RFC3339))
 			}
 		case migrationDone(last.Status) && srv == nil:
 			i.state = stMoved
@@ -626,7 +638,9 @@ func (c *Controller) dispatch(ctx context.Context, work []*hostWork, dests []nov
 	top := othersTop // the highest priority among the instances left to do
 	for _, hw := range work {
 		for _, i := range hw.insts {
-			if !i.unfinished() {
+			// A stuck evacuation holds its host back, not the others: no slot, no
+			// priority barrier.
+			if !i.unfinished() || i.stuck {
 				continue
 			}
 			top = max(top, i.prio)
@@ -849,11 +863,14 @@ func (c *Controller) logInstance(i *instance) {
 	}
 	c.logged[i.id] = word + i.reason
 	level := slog.LevelInfo
-	switch i.state {
-	case stFailed:
+	switch {
+	case i.state == stFailed || i.stuck:
 		level = slog.LevelError
-	case stPending:
+	case i.state == stPending:
 		return // the request, or its refusal, is the decision to log
+	}
+	if i.stuck {
+		word = "stuck"
 	}
 	c.log.Log(context.Background(), level, "instance", "host", i.host.host, "instance", i.id, "action", "check",
 		"destination", i.dest, "outcome", word, "reason", i.reason)

@@ -374,3 +374,61 @@ func TestFailedDestinationAvoided(t *testing.T) {
 		}
 	}
 }
+
+// An evacuation Nova accepted and never carried out holds its host back past the retry
+// timeout: a returning nova-compute would destroy its copy of the instance, which no
+// destination rebuilt. It is reported stuck, takes no slot and no priority from the
+// others, and the host returns once the evacuation ends.
+func TestStuckEvacuationHoldsTheHost(t *testing.T) {
+	c := newCloud(t, 3)
+	ids := c.addServers("c1", "a", 4, func(i int, s *fakenova.ServerSpec) {
+		if i == 0 {
+			s.Metadata = map[string]string{evacuation.DefaultPriorityKey: "5"}
+		}
+	})
+	c.fence("c1")
+	c.f.Stall("a000")
+	ctl := c.controller(t, func(cfg *evacuation.Config) {
+		cfg.RetryTimeout = time.Minute
+		cfg.MaxInFlight = 1
+	})
+	// The others move although a000 goes first (priority) and the one slot in all was its.
+	var st evacuation.Status
+	for range 600 {
+		st = ctl.Round(context.Background())
+		if len(st.Hosts) == 1 && st.Hosts[0].Moved == 3 && st.Hosts[0].Stuck["a000"] != "" {
+			break
+		}
+		c.clk.Sleep(context.Background(), time.Second)
+	}
+	hs := st.Hosts[0]
+	if hs.Moved != 3 || hs.Pending != 1 || hs.Failed != 0 || !strings.Contains(hs.Stuck["a000"], "stuck in status accepted") {
+		t.Fatalf("status %+v\nlog:\n%s", hs, c.log.String())
+	}
+	c.checkMoved(t, "c1", "ACTIVE", ids[1:])
+	// Long past the retry timeout, still held back, never requested again.
+	for range 300 {
+		st = ctl.Round(context.Background())
+		c.clk.Sleep(context.Background(), time.Second)
+	}
+	if p := c.phase("c1"); p == nova.Evacuated.String() {
+		t.Fatalf("c1 %s with a000's evacuation still accepted", p)
+	}
+	if n := c.f.Accepted()["a000"]; n != 1 {
+		t.Errorf("a000 accepted %d times, want 1", n)
+	}
+	if !strings.Contains(c.log.String(), "outcome=stuck") || !strings.Contains(c.log.String(), "level=ERROR") {
+		t.Errorf("no error logged for the stuck evacuation:\n%s", c.log.String())
+	}
+	if n := strings.Count(c.log.String(), "outcome=stuck"); n != 1 {
+		t.Errorf("the stuck evacuation logged %d times, want once", n)
+	}
+	// Its destination takes it at last: the host returns with all four moved.
+	c.f.Unstall("a000")
+	c.run(t, ctl, 120, c.evacuated("c1"))
+	m, _ := nova.ParseMarker(c.f.Service("c1").DisabledReason)
+	if m.Moved != 4 || m.Failed != 0 {
+		t.Errorf("marker %q, want moved=4 failed=0", c.f.Service("c1").DisabledReason)
+	}
+	c.checkMoved(t, "c1", "ACTIVE", ids)
+}

@@ -69,6 +69,7 @@ type Nova struct {
 	instFail map[string][]fault // instance -> what its next evacuations do
 	busy     map[string]bool    // hosts with queued rebuilds
 	refused  map[string]bool    // hosts the scheduler refuses
+	stalled  map[string]*job    // instance -> its evacuation stuck in accepted
 }
 
 type fault int
@@ -78,6 +79,7 @@ const (
 	faultLoseAnswer                   // Nova acts, the answer is lost (timeout)
 	faultNoValidHost                  // scheduling fails: migration error, instance stays
 	faultRebuild                      // the rebuild fails on the destination: instance ERROR there
+	faultStall                        // accepted, then nothing: the cast to the destination is lost
 )
 
 type host struct {
@@ -116,6 +118,7 @@ func New(clk clock.Clock) *Nova {
 		byHost: map[string]map[string]*server{}, migs: map[string][]*nova.Migration{}, images: map[string]image{},
 		calls: map[string]int{}, accepted: map[string]int{}, faults: map[string][]error{},
 		instFail: map[string][]fault{}, busy: map[string]bool{}, refused: map[string]bool{},
+		stalled: map[string]*job{},
 	}
 }
 
@@ -279,6 +282,26 @@ func (f *Nova) NoValidHost(id string) { f.addFault(id, faultNoValidHost) }
 // FailRebuild makes the next evacuation of an instance fail on its destination: the
 // migration ends failed, the instance in ERROR on the destination.
 func (f *Nova) FailRebuild(id string) { f.addFault(id, faultRebuild) }
+
+// Stall makes the next evacuation of an instance stop after Nova accepted it: the
+// migration stays accepted and the instance on its host, task_state rebuilding, until
+// Unstall.
+func (f *Nova) Stall(id string) { f.addFault(id, faultStall) }
+
+// Unstall lets a stalled evacuation go on to its destination, as if its compute host
+// finally took the request.
+func (f *Nova) Unstall(id string) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	j := f.stalled[id]
+	if j == nil {
+		return
+	}
+	delete(f.stalled, id)
+	j.accepted = f.clk.Now()
+	f.hosts[j.mig.DestCompute].queue = append(f.hosts[j.mig.DestCompute].queue, j)
+	f.busy[j.mig.DestCompute] = true
+}
 
 func (f *Nova) addFault(id string, k fault) {
 	f.mu.Lock()
@@ -627,6 +650,10 @@ func (f *Nova) evacuate(id string, opts nova.EvacuateOpts, op string) (lose bool
 	if dest == "" || f.hosts[dest] == nil {
 		j.outcome = faultNoValidHost
 		dest = srv.Host
+	}
+	if j.outcome == faultStall {
+		f.stalled[id] = j
+		return false, nil
 	}
 	h := f.hosts[dest]
 	if dest == srv.Host {
