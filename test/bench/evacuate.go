@@ -48,7 +48,8 @@ const benchReason = "novaha-bench: not a destination in this run"
 // that shows a request (polled every 200 ms). Each run starts from fresh
 // servers on a healthy host, and leaves the host back in service, the other hosts
 // enabled and the servers deleted. It takes about 40 minutes: run it alone, on an idle
-// machine (-suite evacuate).
+// machine (-suite evacuate). NOVA_BENCH_AGENTS (e.g. "NovaEvacuate,spread") runs only
+// some; NOVA_BENCH_PARAMS ("per_destination=4") gives NovaEvacuate more parameters.
 func evacuateSuite(ctx context.Context, bin string, _ int) (suite, error) {
 	ours := filepath.Join(bin, "NovaEvacuate")
 	if _, err := os.Stat(ours); err != nil {
@@ -118,6 +119,15 @@ func evacuateSuite(ctx context.Context, bin string, _ int) (suite, error) {
 		}})
 	}
 
+	if v := os.Getenv("NOVA_BENCH_AGENTS"); v != "" {
+		keep := strings.Split(v, ",")
+		agents = slices.DeleteFunc(agents, func(a evacAgent) bool { return !slices.Contains(keep, strings.Fields(a.name)[0]) })
+		if len(agents) == 0 {
+			c.Close()
+			cleanup()
+			return suite{}, fmt.Errorf("NOVA_BENCH_AGENTS=%q: none of spread, NovaEvacuate, fence_evacuate", v)
+		}
+	}
 	report := func(ctx context.Context, w io.Writer) error {
 		var results []evacResult
 		for _, k := range ks {
@@ -241,6 +251,12 @@ func (e *evacBench) startOurs(ctx context.Context, bin, dir string) (func(), err
 	env := []string{"PATH=" + os.Getenv("PATH"), "OCF_ROOT=/usr/lib/ocf", "OCF_RESOURCE_INSTANCE=bench", "HA_RSCTMP=" + dir,
 		"OCF_RESKEY_cloud=" + e.sb.Cloud, "OCF_RESKEY_clouds_yaml=" + e.sb.CloudsYAML, "OCF_RESKEY_instance_selection=all",
 		"OCF_RESKEY_stock_evacuate=0", "OCF_RESKEY_token_cache=0", "OCF_RESKEY_state_dir=" + dir}
+	// NOVA_BENCH_PARAMS: more parameters, "per_destination=4,interval=2s".
+	for _, kv := range strings.Split(os.Getenv("NOVA_BENCH_PARAMS"), ",") {
+		if k, v, ok := strings.Cut(strings.TrimSpace(kv), "="); ok {
+			env = append(env, "OCF_RESKEY_"+k+"="+v)
+		}
+	}
 	run := func(action string) error {
 		cmd := exec.CommandContext(ctx, bin, action)
 		cmd.Env = env
@@ -258,7 +274,12 @@ func (e *evacBench) startOurs(ctx context.Context, bin, dir string) (func(), err
 			fmt.Fprintf(os.Stderr, "bench: %v\n", err)
 		}
 		if b, err := os.ReadFile(filepath.Join(dir, "NovaEvacuate-bench.log")); err == nil {
-			fmt.Fprintf(os.Stderr, "bench: NovaEvacuate's log: %d lines, last: %s\n", strings.Count(string(b), "\n"), lastLines(string(b), 1))
+			// Kept for a look at its decisions: the run's directory goes.
+			kept := filepath.Join(os.TempDir(), fmt.Sprintf("novaha-bench-NovaEvacuate-%d.log", time.Now().Unix()))
+			if err := os.WriteFile(kept, b, 0o644); err != nil {
+				kept = err.Error()
+			}
+			fmt.Fprintf(os.Stderr, "bench: NovaEvacuate's log (%d lines): %s\n", strings.Count(string(b), "\n"), kept)
 		}
 	}, nil
 }
