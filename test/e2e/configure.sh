@@ -82,6 +82,8 @@ evacuate_resource() {
 
 # Step 6: nova-compute under Pacemaker on every compute, never on a controller. Process
 # mode, as the testbed's nodes have no systemd; its log is the node's own /var/log.
+# The order after nova-evacuate is Optional: a Mandatory one restarts nova-compute on
+# every compute whenever nova-evacuate restarts or moves (see compute_order).
 compute_clone() {
   if has_resource nova-compute-clone; then say "nova-compute-clone exists"; return 0; fi
   pcs resource create nova-compute ocf:novaha:NovaCompute cloud="$CLOUD" \
@@ -91,12 +93,33 @@ compute_clone() {
     op monitor interval=60 timeout=30 OCF_CHECK_LEVEL=10 \
     clone interleave=true --disabled
   pcs constraint location nova-compute-clone rule score=-INFINITY '#kind' ne remote
-  pcs constraint order start nova-evacuate then nova-compute-clone require-all=false
+  compute_order
   pcs resource enable nova-compute-clone
   say "nova-compute-clone created"
 }
 
-STEPS=(nova_device topology evacuate_resource compute_clone)
+# nova-compute-clone starts after nova-evacuate when both start together (a fenced
+# host's start waits for its evacuation, which needs the controller), and no more: with
+# the default Mandatory kind, Pacemaker restarts every nova-compute when nova-evacuate
+# restarts or moves ("Restart nova-compute:N ... due to required nova-evacuate start"),
+# which the end-to-end test saw when the controller running NovaEvacuate died
+# mid-evacuation: the destinations' nova-compute were stopped under their rebuilds and
+# NovaEvacuate's own start waited for those stops. Replaces a Mandatory order of an
+# earlier configuration.
+compute_order() {
+  local orders
+  orders=$(cibadmin --query --scope constraints)
+  orders=$(grep -o '<rsc_order [^>]*first="nova-evacuate"[^>]*then="nova-compute-clone"[^>]*>' <<<"$orders" || true)
+  if [[ $orders == *'kind="Optional"'* ]]; then say "order nova-evacuate then nova-compute-clone (Optional) exists"; return 0; fi
+  if [ -n "$orders" ]; then
+    pcs constraint order remove nova-evacuate nova-compute-clone
+    say "removed the Mandatory order nova-evacuate then nova-compute-clone"
+  fi
+  pcs constraint order start nova-evacuate then nova-compute-clone kind=Optional
+  say "order nova-evacuate then nova-compute-clone: Optional"
+}
+
+STEPS=(nova_device topology evacuate_resource compute_clone compute_order)
 
 COMPUTES=$(computes)
 [ -n "$COMPUTES" ] || die "no remote nodes in the CIB: is this a testbed controller?"
