@@ -28,8 +28,14 @@ func TestRealNovaEvacuation(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer c.Close()
-	restore(ctx, t, s, c, host)
-	t.Cleanup(func() { restore(context.Background(), t, s, c, host) })
+	if err := s.Restore(ctx, host); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		if err := s.Restore(context.Background(), host); err != nil {
+			t.Error(err)
+		}
+	})
 
 	prefix := fmt.Sprintf("nevac%d", time.Now().Unix())
 	servers, err := s.Seed(ctx, sandbox.SeedOptions{Servers: 4, Prefix: prefix, Hosts: []string{host}})
@@ -102,48 +108,6 @@ func TestRealNovaEvacuation(t *testing.T) {
 		if got.Status != "ACTIVE" || got.Host == host || got.Host == "" || got.TaskState != "" || count[want.ID] != 1 {
 			t.Errorf("server %s: status %s on %q, task %q, %d evacuations; want ACTIVE elsewhere, evacuated once",
 				want.Name, got.Status, got.Host, got.TaskState, count[want.ID])
-		}
-	}
-}
-
-// restore brings host back to service as its return would: nova-compute running (it
-// marks its done evacuations completed, without which Nova refuses to lift the
-// force-down), force-down lifted, enabled once up.
-func restore(ctx context.Context, t *testing.T, s *sandbox.Sandbox, c *nova.Client, host string) {
-	t.Helper()
-	ctx, cancel := context.WithTimeout(ctx, 3*time.Minute)
-	defer cancel()
-	if err := s.StartCompute(ctx, host); err != nil {
-		t.Errorf("restore %s: %v", host, err)
-		return
-	}
-	for {
-		svc, err := nova.ComputeService(ctx, c, host)
-		if err != nil {
-			t.Errorf("restore %s: %v", host, err)
-			return
-		}
-		var u nova.ServiceUpdate
-		switch {
-		case svc.ForcedDown:
-			u.ForcedDown = nova.LiftForceDown
-		case !svc.Up():
-		case !svc.Enabled():
-			u.Status = "enabled"
-		default:
-			return
-		}
-		if u != (nova.ServiceUpdate{}) {
-			if _, err := c.UpdateService(ctx, svc, u); err != nil && nova.StatusCode(err) != 400 {
-				t.Errorf("restore %s: %v", host, err)
-				return
-			}
-		}
-		select {
-		case <-ctx.Done():
-			t.Errorf("restore %s: %v", host, ctx.Err())
-			return
-		case <-time.After(time.Second):
 		}
 	}
 }

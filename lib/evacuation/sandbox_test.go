@@ -2,7 +2,6 @@ package evacuation_test
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"log/slog"
 	"os"
@@ -39,8 +38,14 @@ func TestSandboxEvacuation(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	restore(ctx, t, s, tc, host)
-	t.Cleanup(func() { restore(context.Background(), t, s, tc, host) })
+	if err := s.Restore(ctx, host); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		if err := s.Restore(context.Background(), host); err != nil {
+			t.Error(err)
+		}
+	})
 	for _, h := range s.Computes {
 		if h == host {
 			continue
@@ -144,40 +149,5 @@ func TestSandboxEvacuation(t *testing.T) {
 		n, host, evacuated.Round(100*time.Millisecond), first.Sub(fencedAt.UTC()).Round(100*time.Millisecond), on, svc.DisabledReason)
 	if testing.Verbose() {
 		t.Logf("log:\n%s", log.String())
-	}
-}
-
-// restore brings a host back to healthy: nova-compute running, not forced down,
-// enabled. Lifting forced_down waits out Nova's 400 while done evacuations remain.
-func restore(ctx context.Context, t *testing.T, s *sandbox.Sandbox, c *sandbox.Client, host string) {
-	t.Helper()
-	ctx, cancel := context.WithTimeout(ctx, 3*time.Minute)
-	defer cancel()
-	if err := s.StartCompute(ctx, host); err != nil {
-		t.Errorf("restore %s: %v", host, err)
-		return
-	}
-	svc, err := c.ComputeService(ctx, host)
-	if err != nil {
-		t.Errorf("restore %s: %v", host, err)
-		return
-	}
-	for svc.ForcedDown {
-		up, err := c.UpdateService(ctx, svc.ID, map[string]any{"forced_down": false})
-		var nerr *sandbox.Error
-		if errors.As(err, &nerr) && nerr.Status == 400 && ctx.Err() == nil {
-			time.Sleep(time.Second)
-			continue
-		}
-		if err != nil {
-			t.Errorf("restore %s: %v", host, err)
-			return
-		}
-		svc = up
-	}
-	if svc.Status != "enabled" {
-		if _, err := c.UpdateService(ctx, svc.ID, map[string]any{"status": "enabled"}); err != nil {
-			t.Errorf("restore %s: %v", host, err)
-		}
 	}
 }

@@ -319,11 +319,11 @@ func (e *evacBench) spread(ctx context.Context, dests []string, servers []sandbo
 // back, the other hosts enabled and the servers deleted.
 func (e *evacBench) run(ctx context.Context, a evacAgent, dests []string, n, high int) (evacResult, error) {
 	r := evacResult{agent: a.name, dests: len(dests), n: n, high: high}
-	if err := e.restore(ctx); err != nil {
+	if err := e.sb.Restore(ctx, e.host); err != nil {
 		return r, err
 	}
 	defer func() {
-		if err := e.restore(context.Background()); err != nil {
+		if err := e.sb.Restore(context.Background(), e.host); err != nil {
 			fmt.Fprintf(os.Stderr, "bench: restoring %s: %v\n", e.host, err)
 		}
 		if err := e.setDestinations(context.Background(), e.others); err != nil {
@@ -564,43 +564,6 @@ func (e *evacBench) setDestinations(ctx context.Context, dests []string) error {
 		}
 	}
 	return nil
-}
-
-// restore brings the host back to service: nova-compute running (it marks its done
-// evacuations completed, without which Nova refuses to lift the force-down), the
-// force-down lifted, enabled once up.
-func (e *evacBench) restore(ctx context.Context) error {
-	ctx, cancel := context.WithTimeout(ctx, 5*time.Minute)
-	defer cancel()
-	if err := e.sb.StartCompute(ctx, e.host); err != nil {
-		return err
-	}
-	for {
-		svc, err := nova.ComputeService(ctx, e.c, e.host)
-		if err != nil {
-			return err
-		}
-		var u nova.ServiceUpdate
-		switch {
-		case svc.ForcedDown:
-			u.ForcedDown = nova.LiftForceDown
-		case !svc.Up():
-		case !svc.Enabled():
-			u.Status = "enabled"
-		default:
-			return nil
-		}
-		if u != (nova.ServiceUpdate{}) {
-			if _, err := e.c.UpdateService(ctx, svc, u); err != nil && nova.StatusCode(err) != 400 {
-				return err
-			}
-		}
-		select {
-		case <-ctx.Done():
-			return fmt.Errorf("%s not back in service: %w", e.host, ctx.Err())
-		case <-time.After(time.Second):
-		}
-	}
 }
 
 // printEvacResults prints the runs, then each count's ratios against the reference and

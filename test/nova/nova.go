@@ -363,3 +363,47 @@ func parseOpenrc(text string) (map[string]string, error) {
 	}
 	return env, nil
 }
+
+// Restore brings host back to service as its return would, whatever a test or a
+// failed run left: its nova-compute running (which marks its done evacuations
+// completed: Nova refuses to lift the force-down until then, with a 400), the
+// force-down lifted, then enabled once Nova reports it up, so that nothing is
+// scheduled to it before. Bounded by 3 minutes.
+func (s *Sandbox) Restore(ctx context.Context, host string) error {
+	ctx, cancel := context.WithTimeout(ctx, 3*time.Minute)
+	defer cancel()
+	c, err := s.Client(ctx)
+	if err != nil {
+		return err
+	}
+	if err := s.StartCompute(ctx, host); err != nil {
+		return fmt.Errorf("restoring %s: %w", host, err)
+	}
+	for {
+		svc, err := c.ComputeService(ctx, host)
+		if err != nil {
+			return fmt.Errorf("restoring %s: %w", host, err)
+		}
+		var fields map[string]any
+		switch {
+		case svc.ForcedDown:
+			fields = map[string]any{"forced_down": false}
+		case svc.State != "up":
+		case svc.Status != "enabled":
+			fields = map[string]any{"status": "enabled"}
+		default:
+			return nil
+		}
+		if fields != nil {
+			_, err := c.UpdateService(ctx, svc.ID, fields)
+			if nerr := (*Error)(nil); err != nil && !(errors.As(err, &nerr) && nerr.Status == 400) {
+				return fmt.Errorf("restoring %s: %w", host, err)
+			}
+		}
+		select {
+		case <-ctx.Done():
+			return fmt.Errorf("%s not back in service: %w", host, ctx.Err())
+		case <-time.After(time.Second):
+		}
+	}
+}

@@ -2,7 +2,6 @@ package nova
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"os"
 	"testing"
@@ -61,8 +60,14 @@ func TestEvacuateCrashedHost(t *testing.T) {
 	}
 	// A failed earlier run may have left the host down: start from a healthy one, and
 	// leave a healthy one behind whatever happens.
-	restoreHost(ctx, t, s, c, host)
-	t.Cleanup(func() { restoreHost(context.Background(), t, s, c, host) })
+	if err := s.Restore(ctx, host); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		if err := s.Restore(context.Background(), host); err != nil {
+			t.Error(err)
+		}
+	})
 
 	prefix := fmt.Sprintf("evac%d", time.Now().Unix())
 	t0 := time.Now()
@@ -197,40 +202,5 @@ func waitServiceUp(ctx context.Context, t *testing.T, c *Client, host string) {
 			t.Fatalf("%s not up after 2 min: %+v", host, svc)
 		}
 		time.Sleep(time.Second)
-	}
-}
-
-// restoreHost brings a host back to healthy: nova-compute running, not forced down,
-// enabled. Lifting forced_down waits out Nova's 400 while done evacuations remain.
-func restoreHost(ctx context.Context, t *testing.T, s *Sandbox, c *Client, host string) {
-	t.Helper()
-	ctx, cancel := context.WithTimeout(ctx, 3*time.Minute)
-	defer cancel()
-	if err := s.StartCompute(ctx, host); err != nil {
-		t.Errorf("restore %s: %v", host, err)
-		return
-	}
-	svc, err := c.ComputeService(ctx, host)
-	if err != nil {
-		t.Errorf("restore %s: %v", host, err)
-		return
-	}
-	for svc.ForcedDown {
-		up, err := c.UpdateService(ctx, svc.ID, map[string]any{"forced_down": false})
-		var nerr *Error
-		if errors.As(err, &nerr) && nerr.Status == 400 && ctx.Err() == nil {
-			time.Sleep(time.Second)
-			continue
-		}
-		if err != nil {
-			t.Errorf("restore %s: %v", host, err)
-			return
-		}
-		svc = up
-	}
-	if svc.Status != "enabled" {
-		if _, err := c.UpdateService(ctx, svc.ID, map[string]any{"status": "enabled"}); err != nil {
-			t.Errorf("restore %s: %v", host, err)
-		}
 	}
 }
