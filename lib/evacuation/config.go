@@ -33,7 +33,7 @@ const (
 const (
 	DefaultInterval         = time.Second
 	DefaultCallTimeout      = 30 * time.Second
-	DefaultPerDestination   = 2
+	DefaultPerDestination   = 4
 	DefaultMaxInFlight      = 16
 	DefaultMaxFencedPercent = 50
 	DefaultMaxAttempts      = 3
@@ -102,7 +102,9 @@ type Config struct {
 
 	// PerDestination is how many evacuations one destination host is given at once
 	// (DefaultPerDestination). A compute host rebuilds its evacuated instances one
-	// after another: two in flight keep it busy without flooding it.
+	// after another; a few queued hide the time a new request takes to reach it (two
+	// left the sandbox's hosts idle a third of the time: 141 s for 100 instances over
+	// two hosts, against 57 s with four and 87 s for all at once).
 	PerDestination int
 	// MaxInFlight bounds the evacuations in flight over the whole cloud
 	// (DefaultMaxInFlight).
