@@ -311,12 +311,19 @@ func stop(ctx context.Context, r *ocf.Request, e env) error {
 func monitor(ctx context.Context, r *ocf.Request, e env) error {
 	sv, err := service(ctx, r, e)
 	if err != nil {
-		if r.IsProbe() {
-			// No systemd to ask on this node: nothing of ours can run here.
+		if !r.IsProbe() {
+			return err
+		}
+		if ocf.CodeOf(err) == ocf.NotInstalled || r.String(paramServiceManager) == managerProcess || !e.systemdBooted() {
+			// No nova-compute, or no systemd on this node: nothing of ours can run here.
 			r.Log().Debug("probe: no service manager", "err", err)
 			return ocf.NotInstalled
 		}
-		return err
+		// systemd runs but did not answer. 5 would ban the clone from this node until
+		// someone cleans it up, for what may be a busy bus; 7 lets Pacemaker start it,
+		// and start tells whether systemd really cannot be reached.
+		r.Log().Warn("probe: systemd did not answer; reporting not running", "err", err)
+		return ocf.NotRunning
 	}
 	defer sv.close()
 	running, err := sv.running(ctx)

@@ -399,6 +399,10 @@ func TestSystemdMode(t *testing.T) {
 	w.want("monitor", ocf.NotInstalled, append(sd, "OCF_RESKEY_CRM_meta_interval=0")...)
 	w.e.systemdBooted = func() bool { return true }
 	w.want("stop", ocf.ErrGeneric, sd...)
+	// A bus that does not answer is no proof that nothing runs, nor that nothing can:
+	// a probe says not running (5 would ban the clone from the node), a monitor fails.
+	w.want("monitor", ocf.NotRunning, append(sd, "OCF_RESKEY_CRM_meta_interval=0")...)
+	w.want("monitor", ocf.ErrGeneric, append(sd, "OCF_RESKEY_CRM_meta_interval=10000")...)
 	w.e.dialSystemd = func(ctx context.Context) (unitManager, error) { return systemd.DialAddress(ctx, fake.Address) }
 	if got := fake.Calls(); !slices.Equal(got, want) {
 		t.Errorf("systemd calls %q, want %q", got, want)
