@@ -4,7 +4,6 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
-	"os"
 	"path/filepath"
 	"strings"
 	"time"
@@ -38,30 +37,19 @@ func spec(exe, instance string, ps paths) daemon.Spec {
 	return daemon.Spec{Command: exe, Args: []string{cmdController, instance}, PidFile: ps.PID, LogFile: ps.Log}
 }
 
-// launch starts the controller, detached (lib/daemon), with cfg on its standard input:
-// a pipe filled before it starts, so that no secret is in its argv or environment.
+// launch starts the controller, detached (lib/daemon), with cfg on its standard input,
+// so that no secret is in its argv or environment.
 func launch(s daemon.Spec, cfg childConfig, environ []string) (int, error) {
 	b, err := json.Marshal(cfg)
 	if err != nil {
 		return 0, fmt.Errorf("encoding the controller's configuration: %w", err)
 	}
-	pr, pw, err := os.Pipe()
-	if err != nil {
-		return 0, fmt.Errorf("pipe to the controller: %w", err)
-	}
-	defer pr.Close()
-	// The configuration is far smaller than a pipe's buffer: written at once, before
-	// the controller starts.
-	_, werr := pw.Write(b)
-	if cerr := pw.Close(); werr == nil {
-		werr = cerr
-	}
-	if werr != nil {
-		return 0, fmt.Errorf("pipe to the controller: %w", werr)
-	}
-	s.Stdin = pr
 	s.Env = childEnviron(environ)
-	return daemon.Start(s)
+	pid, err := daemon.StartWithInput(s, b)
+	if err != nil {
+		return 0, fmt.Errorf("starting the controller: %w", err)
+	}
+	return pid, nil
 }
 
 // childEnviron is the agent's environment without its parameters: the controller

@@ -112,6 +112,34 @@ func Start(s Spec) (int, error) {
 	return pid, nil
 }
 
+// StartWithInput starts the daemon as Start does, with input on its standard input: a
+// pipe filled before the program starts, so that what must not be in its argv or
+// environment (a password) reaches it without a file on disk. input must fit in a
+// pipe's buffer (64 KiB on Linux): it is written at once.
+func StartWithInput(s Spec, input []byte) (int, error) {
+	if len(input) > maxInput {
+		return 0, fmt.Errorf("input of %d bytes: more than the %d a pipe holds", len(input), maxInput)
+	}
+	pr, pw, err := os.Pipe()
+	if err != nil {
+		return 0, fmt.Errorf("pipe: %w", err)
+	}
+	defer pr.Close()
+	_, werr := pw.Write(input)
+	if cerr := pw.Close(); werr == nil {
+		werr = cerr
+	}
+	if werr != nil {
+		return 0, fmt.Errorf("writing to the pipe: %w", werr)
+	}
+	s.Stdin = pr
+	return Start(s)
+}
+
+// maxInput is what StartWithInput writes into a pipe before the reader exists: the
+// smallest pipe buffer Linux gives (16 pages of 4 KiB).
+const maxInput = 64 << 10
+
 // execWait bounds how long Start waits for the new process's command line.
 const execWait = 5 * time.Second
 

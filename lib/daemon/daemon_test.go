@@ -162,26 +162,19 @@ func TestMissingCommand(t *testing.T) {
 	}
 }
 
-func TestStdinHandsOverAPipe(t *testing.T) {
+func TestStartWithInputHandsOverAPipe(t *testing.T) {
 	dir := t.TempDir()
 	script := filepath.Join(dir, "reader")
 	if err := os.WriteFile(script, []byte("#!/bin/sh\nread -r line\necho \"got $line\"\nwhile :; do sleep 0.05; done\n"), 0o755); err != nil {
 		t.Fatal(err)
 	}
 	s := spec(t, script)
-	r, w, err := os.Pipe()
-	if err != nil {
+	if _, err := daemon.StartWithInput(s, make([]byte, 65<<10)); err == nil {
+		t.Fatal("StartWithInput took more than a pipe holds")
+	}
+	if _, err := daemon.StartWithInput(s, []byte("the-secret\n")); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := w.WriteString("the-secret\n"); err != nil {
-		t.Fatal(err)
-	}
-	w.Close()
-	s.Stdin = r
-	if _, err := daemon.Start(s); err != nil {
-		t.Fatal(err)
-	}
-	r.Close()
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
 	defer daemon.Stop(ctx, s, time.Second)

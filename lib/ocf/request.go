@@ -80,6 +80,17 @@ func (r *Request) LookupEnv(name string) (string, bool) {
 	return v, ok
 }
 
+// Environ is the agent's whole environment as it was given, sorted ("NAME=value"): what
+// an agent hands to a process of its own that must act as a later run of itself would.
+func (r *Request) Environ() []string {
+	out := make([]string, 0, len(r.env))
+	for k, v := range r.env {
+		out = append(out, k+"="+v)
+	}
+	sort.Strings(out)
+	return out
+}
+
 // Log is the logger for this action, tagged with the agent, resource instance and
 // action.
 func (r *Request) Log() *slog.Logger { return r.log }
