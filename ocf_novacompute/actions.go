@@ -138,18 +138,36 @@ func findService(ctx context.Context, api novaAPI, name, domain string) (s nova.
 	return s, err == nil, err
 }
 
-// waiting tells what start waits for, for the exit reason when its time runs out.
-type waiting struct{ what string }
+// waiting tells what start waits for, for the exit reason when its time runs out, and
+// in the background for monitor (file).
+type waiting struct{ what, file string }
 
 func (w *waiting) set(r *ocf.Request, format string, args ...any) {
 	what := fmt.Sprintf(format, args...)
 	if what != w.what {
 		r.Log().Info("waiting: " + what)
+		if w.file != "" {
+			if err := writeFile(w.file, what); err != nil {
+				r.Log().Warn("cannot tell monitor what start waits for", "err", err)
+			}
+		}
 	}
 	w.what = what
 }
 
-func start(ctx context.Context, r *ocf.Request, e env) error {
+// start returns the host to Nova and starts nova-compute. A host that must first wait
+// for its evacuation (or for evacuation_delay) is handed to the background start
+// (background.go) and start returns at once; the background start runs this same
+// function to the end.
+func start(ctx context.Context, r *ocf.Request, e env) (err error) {
+	if e.background {
+		defer func() { backgroundDone(r, err) }()
+	} else if pid, err := backgroundRunning(r, e); err != nil {
+		return err
+	} else if pid != 0 {
+		r.Log().Info("the start in the background runs already", "pid", pid)
+		return nil
+	}
 	name, from, err := hostName(ctx, r, e)
 	if err != nil {
 		return err
@@ -168,6 +186,9 @@ func start(ctx context.Context, r *ocf.Request, e env) error {
 	defer sv.close()
 
 	var w waiting
+	if e.background {
+		w.file = backgroundFilesOf(r).Waiting
+	}
 	timedOut := func(err error) error {
 		if ctx.Err() != nil && w.what != "" {
 			return fmt.Errorf("start timed out after %s waiting for %s", r.Timeout().Round(time.Second), w.what)
@@ -206,6 +227,9 @@ func start(ctx context.Context, r *ocf.Request, e env) error {
 		if st != nova.ForcedDownElsewhere {
 			w.set(r, "the evacuation of %s to finish (it is %s)", s.Host, st)
 		}
+		if !e.background {
+			return startInBackground(r, e, w.what)
+		}
 		if err := e.clock.Sleep(ctx, pollInterval); err != nil {
 			return timedOut(err)
 		}
@@ -215,6 +239,9 @@ func start(ctx context.Context, r *ocf.Request, e env) error {
 	}
 	if d := r.Duration(paramEvacuationDelay); fenced && d > 0 {
 		w.set(r, "evacuation_delay (%s) after the evacuation", d)
+		if !e.background {
+			return startInBackground(r, e, w.what)
+		}
 		if err := e.clock.Sleep(ctx, d); err != nil {
 			return timedOut(err)
 		}
@@ -281,6 +308,10 @@ func start(ctx context.Context, r *ocf.Request, e env) error {
 }
 
 func stop(ctx context.Context, r *ocf.Request, e env) error {
+	// First the background start, which may be about to start nova-compute.
+	if err := stopBackground(ctx, r, e); err != nil {
+		return err
+	}
 	sv, err := service(ctx, r, e)
 	if err != nil && !e.systemdBooted() {
 		// Not booted with systemd: no unit of it can be running.
@@ -309,6 +340,9 @@ func stop(ctx context.Context, r *ocf.Request, e env) error {
 }
 
 func monitor(ctx context.Context, r *ocf.Request, e env) error {
+	if err, ok := backgroundState(r, e); ok {
+		return err
+	}
 	sv, err := service(ctx, r, e)
 	if err != nil {
 		if !r.IsProbe() {

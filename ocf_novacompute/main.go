@@ -74,6 +74,10 @@ type env struct {
 	// and nil use the real tool.
 	attrdPath string
 	attrdRun  func(ctx context.Context, path string, args ...string) ([]byte, error)
+	// exe is this program, which start runs as the background start.
+	exe func() (string, error)
+	// background is set in the background start (background.go).
+	background bool
 }
 
 // novaAPI is the part of *nova.Client the agent uses.
@@ -106,6 +110,7 @@ func defaultEnv() env {
 		hostname:  os.Hostname,
 		osRelease: "/etc/os-release",
 		euid:      os.Geteuid(),
+		exe:       os.Executable,
 	}
 }
 
@@ -150,15 +155,19 @@ default args give this file to nova-compute.`},
 start: when the host is fenced in Nova (fence_nova's novaha:fenced or novaha:evacuating in
 the service's disabled reason), it waits until the evacuation controller records it
 novaha:evacuated, and evacuation_delay longer; a host forced down without a novaha marker
-(a stock fence_compute) waits while its node attribute evacuate is yes. Then it starts nova-compute, lifts the
+(a stock fence_compute) waits while its node attribute evacuate is yes. That wait runs in a
+process of its own: start returns at once, and monitor reports the resource degraded (190),
+saying what it waits for, until it is over, so that a long evacuation never holds up the
+cluster's other actions (Pacemaker runs no new transition while an action runs). Then it starts nova-compute, lifts the
 force-down (Nova refuses until the restarted nova-compute has cleaned up its evacuated
 instances, so start retries meanwhile), waits until Nova reports the service up and
 enables it again, unless an operator had disabled it before the fence: that disable and its
 reason are restored. A host that was not fenced starts at once and waits only for the
-service to report up. start is bounded by its timeout and says what it was waiting for
-when the timeout expires.
+service to report up. start is bounded by its timeout (the background wait by 24 hours)
+and says what it was waiting for when the timeout expires.
 
-stop stops nova-compute and never touches Nova's records.
+stop ends a start still waiting in the background, stops nova-compute and never touches
+Nova's records.
 
 monitor checks that nova-compute runs on this node (the systemd unit's state, or the pid
 file and the process), with no Nova call; with OCF_CHECK_LEVEL=10 it also checks that
@@ -229,4 +238,9 @@ func service(ctx context.Context, r *ocf.Request, e env) (svc, error) {
 	return &systemdSvc{m: m, unit: unit}, nil
 }
 
-func main() { os.Exit(agent(defaultEnv()).Main(os.Args, os.Environ(), os.Stdout, os.Stderr)) }
+func main() {
+	if len(os.Args) > 1 && os.Args[1] == cmdBackground {
+		os.Exit(runBackground(os.Args, defaultEnv(), os.Stdin, os.Stderr))
+	}
+	os.Exit(agent(defaultEnv()).Main(os.Args, os.Environ(), os.Stdout, os.Stderr))
+}

@@ -30,9 +30,12 @@ type world struct {
 	nova    *novatest.Server
 	dir     string
 	program string
-	clock   *hookClock
-	env     []string
-	e       env
+	// waiter stands in for this program as the background start: it records its
+	// standard input and environment, and stays.
+	waiter string
+	clock  *hookClock
+	env    []string
+	e      env
 }
 
 // hookClock does not wait: each Sleep runs onSleep and returns, until block is set,
@@ -70,6 +73,10 @@ func newWorld(t *testing.T, svc novatest.Service) *world {
 	if err := os.WriteFile(w.program, []byte("#!/bin/sh\necho fake nova-compute \"$@\"\nwhile :; do sleep 0.05; done\n"), 0o755); err != nil {
 		t.Fatal(err)
 	}
+	w.waiter = filepath.Join(w.dir, "novacompute-bg")
+	if err := os.WriteFile(w.waiter, []byte("#!/bin/sh\ncat > \"$0.input\"\nenv > \"$0.env\"\nwhile :; do sleep 0.05; done\n"), 0o755); err != nil {
+		t.Fatal(err)
+	}
 	conf := filepath.Join(w.dir, "nova.conf")
 	if err := os.WriteFile(conf, []byte("[DEFAULT]\n# host = wrong\nhost = "+host+"\n[other]\nhost = wrong\n"), 0o644); err != nil {
 		t.Fatal(err)
@@ -86,6 +93,7 @@ func newWorld(t *testing.T, svc novatest.Service) *world {
 	w.e.clock = w.clock
 	w.e.euid = 1000
 	w.e.getenv = func(string) string { return "" }
+	w.e.exe = func() (string, error) { return w.waiter, nil }
 	t.Cleanup(func() { w.kill() })
 	return w
 }
@@ -105,6 +113,54 @@ func (w *world) kill() {
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
 	_ = daemon.Stop(ctx, w.spec(), time.Second)
+	_ = daemon.Stop(ctx, w.waiterSpec(), time.Second)
+}
+
+// waiterSpec is the background start as the agent launches it.
+func (w *world) waiterSpec() daemon.Spec {
+	return daemon.Spec{Command: w.waiter, Args: []string{cmdBackground, "nova-compute:0"},
+		PidFile: filepath.Join(w.dir, "run", "NovaCompute-nova-compute:0.start.pid")}
+}
+
+// handedOver runs start, which must hand the wait to the background start, and
+// returns what it handed over: the stand-in's standard input, and its environment.
+// The stand-in is then ended, for the test to run the real thing (runBackground).
+func (w *world) handedOver(extra ...string) (input, environ string) {
+	w.t.Helper()
+	w.want("start", ocf.Success, extra...)
+	if pid, _, _ := daemon.Running(w.waiterSpec()); pid == 0 {
+		w.t.Fatal("start launched no background start")
+	}
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		in, _ := os.ReadFile(w.waiter + ".input")
+		env, err := os.ReadFile(w.waiter + ".env")
+		if err == nil && len(in) > 0 && len(env) > 0 {
+			input, environ = string(in), string(env)
+			break
+		}
+		if time.Now().After(deadline) {
+			w.t.Fatal("the background start got no input")
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	if err := daemon.Stop(ctx, w.waiterSpec(), time.Second); err != nil {
+		w.t.Fatal(err)
+	}
+	return input, environ
+}
+
+// background runs the background start in this process, with the input start handed
+// over, and returns its exit code and stderr.
+func (w *world) background(input string) (ocf.Code, string) {
+	var stderr strings.Builder
+	code := runBackground([]string{w.waiter, cmdBackground, "nova-compute:0"}, w.e, strings.NewReader(input), &stderr)
+	if strings.Contains(stderr.String(), novatest.Password) {
+		w.t.Errorf("the background start logged the password:\n%s", stderr.String())
+	}
+	return ocf.Code(code), stderr.String()
 }
 
 // behave makes the fake Nova follow the fake nova-compute as the real one would: while
@@ -237,7 +293,14 @@ func TestFencedHostWaitsForEvacuationThenReturns(t *testing.T) {
 			w.behave() // the restarted nova-compute cleans up and reports up
 		}
 	}
-	out := w.want("start", ocf.Success, "OCF_RESKEY_evacuation_delay=30")
+	input, _ := w.handedOver("OCF_RESKEY_evacuation_delay=30")
+	if len(w.clock.sleeps) != 0 || w.running() {
+		t.Fatalf("start waited in front (sleeps %v) or started nova-compute", w.clock.sleeps)
+	}
+	code, out := w.background(input)
+	if code != ocf.Success {
+		t.Fatalf("background start = %v\n%s", code, out)
+	}
 	if startedWhileFenced {
 		t.Error("nova-compute was started before the evacuation finished")
 	}
@@ -296,6 +359,8 @@ func TestStartTimesOutWithAReason(t *testing.T) {
 			w.clock.mu.Unlock()
 		}
 	}
+	// The background start, run in this process with a short timeout.
+	w.e.background = true
 	out := w.want("start", ocf.ErrGeneric, "OCF_RESKEY_CRM_meta_timeout=3000")
 	if !strings.Contains(out, "ocf-exit-reason:start timed out after 3s waiting for the evacuation of "+host) {
 		t.Errorf("no clear exit reason:\n%s", out)
@@ -465,4 +530,68 @@ func TestHostName(t *testing.T) {
 	if h, err := novaConfHost(conf); err != nil || h != "b" {
 		t.Errorf("host: %q %v, want b", h, err)
 	}
+}
+
+// A fenced host's start must not hold up Pacemaker while the evacuation runs: it hands
+// the wait to a process of its own and returns; monitor reports degraded, saying what
+// that process waits for; stop ends it. The parameters (the password) reach it through
+// a pipe, never its argv or environment.
+func TestFencedHostStartsInTheBackground(t *testing.T) {
+	w := newWorld(t, novatest.Service{Disabled: true, ForcedDown: true, DisabledReason: "novaha:evacuating", EvacuationsDone: true})
+	w.want("start", ocf.Success)
+	if len(w.clock.sleeps) != 0 || w.running() {
+		t.Fatalf("start waited in front (sleeps %v) or started nova-compute", w.clock.sleeps)
+	}
+	pid, _, err := daemon.Running(w.waiterSpec())
+	if err != nil || pid == 0 {
+		t.Fatalf("no background start (pid %d, %v)", pid, err)
+	}
+	// What it was given: the parameters on its standard input only.
+	var input, environ []byte
+	for deadline := time.Now().Add(10 * time.Second); len(input) == 0 || len(environ) == 0; time.Sleep(10 * time.Millisecond) {
+		if time.Now().After(deadline) {
+			t.Fatal("the background start got no input")
+		}
+		input, _ = os.ReadFile(w.waiter + ".input")
+		environ, _ = os.ReadFile(w.waiter + ".env")
+	}
+	if !strings.Contains(string(input), "OCF_RESKEY_password_script=echo "+novatest.Password) {
+		t.Errorf("input %s lacks the parameters", input)
+	}
+	if strings.Contains(string(environ), "OCF_RESKEY_") || strings.Contains(string(environ), novatest.Password) {
+		t.Errorf("the background start's environment holds the parameters:\n%s", environ)
+	}
+	if argv, _ := os.ReadFile(fmt.Sprintf("/proc/%d/cmdline", pid)); strings.Contains(string(argv), novatest.Password) {
+		t.Errorf("argv %q", argv)
+	}
+
+	for _, interval := range []string{"10000", "0"} {
+		out := w.want("monitor", ocf.Degraded, "OCF_RESKEY_CRM_meta_interval="+interval)
+		if !strings.Contains(out, "waiting for the evacuation of "+host) {
+			t.Errorf("monitor (interval %s) does not say what start waits for:\n%s", interval, out)
+		}
+	}
+	w.want("start", ocf.Success)
+	if again, _, _ := daemon.Running(w.waiterSpec()); again != pid {
+		t.Errorf("a second start replaced the background start %d with %d", pid, again)
+	}
+	w.want("stop", ocf.Success)
+	if gone, _, _ := daemon.Running(w.waiterSpec()); gone != 0 {
+		t.Fatalf("background start %d still runs after stop", gone)
+	}
+	w.want("monitor", ocf.NotRunning, "OCF_RESKEY_CRM_meta_interval=10000")
+
+	// A background start that fails fails the resource, with its reason, until stop.
+	in, _ := w.handedOver()
+	w.nova.Close()
+	if code, out := w.background(in); code == ocf.Success {
+		t.Fatalf("background start without Nova succeeded:\n%s", out)
+	}
+	out := w.want("monitor", ocf.ErrGeneric, "OCF_RESKEY_CRM_meta_interval=10000")
+	if !strings.Contains(out, "ocf-exit-reason:the start in the background failed: Nova: ") {
+		t.Errorf("monitor after a failed background start:\n%s", out)
+	}
+	w.want("monitor", ocf.NotRunning, "OCF_RESKEY_CRM_meta_interval=0")
+	w.want("stop", ocf.Success)
+	w.want("monitor", ocf.NotRunning, "OCF_RESKEY_CRM_meta_interval=10000")
 }

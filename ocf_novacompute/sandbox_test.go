@@ -13,12 +13,17 @@ import (
 	"github.com/novaha/novaha/lib/daemon"
 	"github.com/novaha/novaha/lib/nova"
 	"github.com/novaha/novaha/lib/ocf"
+	"github.com/novaha/novaha/test/agenttest"
 	sandbox "github.com/novaha/novaha/test/nova"
 )
+
+// build is the agent's binary, which start runs as the background start.
+var build = &agenttest.Build{Name: "NovaCompute"}
 
 func TestMain(m *testing.M) {
 	code := m.Run()
 	sandbox.StopIfStarted()
+	build.Remove()
 	os.Exit(code)
 }
 
@@ -30,9 +35,11 @@ const sandboxHost = "compute3"
 // (test/nova), in place of the sandbox's own compute3: the agent starts compute3's
 // nova-compute with the sandbox's command line and config and Nova reports it up; then
 // with compute3 fenced and one of its servers evacuated (as NovaEvacuate would), start
-// waits until the host is marked evacuated, starts nova-compute, lifts the force-down
-// once Nova accepts it (after the restarted nova-compute has cleaned up the evacuated
-// server) and enables the service. compute3 goes back under the sandbox's management.
+// returns at once and its background start (the built agent) waits until the host is
+// marked evacuated, starts nova-compute, lifts the force-down once Nova accepts it
+// (after the restarted nova-compute has cleaned up the evacuated server) and enables the
+// service, monitor reporting degraded meanwhile. compute3 goes back under the sandbox's
+// management.
 // Needs NOVA_SANDBOX_TESTS=1; run it under flock /tmp/novaha-nova.lock.
 func TestSandboxProcessMode(t *testing.T) {
 	sb := sandbox.Require(t)
@@ -63,7 +70,9 @@ func TestSandboxProcessMode(t *testing.T) {
 		"OCF_RESKEY_service_manager=process", "OCF_RESKEY_command=" + filepath.Join(install, "bin", "nova-compute"),
 		"OCF_RESKEY_nova_conf=" + conf, "OCF_RESKEY_log_file=" + filepath.Join(dir, "nova-compute.log"),
 	}
-	a := agent(defaultEnv())
+	e := defaultEnv()
+	e.exe = func() (string, error) { return build.Path(t), nil }
+	a := agent(e)
 	run := func(ctx context.Context, action string, extra ...string) (ocf.Code, string) {
 		var stderr strings.Builder
 		code := a.Run(ctx, []string{"NovaCompute", action}, append(extra, env...), io.Discard, &stderr)
@@ -138,27 +147,33 @@ func TestSandboxProcessMode(t *testing.T) {
 		t.Fatal(err)
 	}
 
-	// 3. start waits while the host is fenced.
-	type result struct {
-		code ocf.Code
-		out  string
-	}
-	done := make(chan result, 1)
+	// 3. start returns at once; its background start waits while the host is fenced,
+	// and monitor says so.
 	t1 := time.Now()
-	go func() {
-		code, out := run(ctx, "start", "OCF_RESKEY_CRM_meta_timeout=600000")
-		done <- result{code, out}
-	}()
-	select {
-	case r := <-done:
-		t.Fatalf("start returned %v while the host was fenced:\n%s", r.code, r.out)
-	case <-time.After(8 * time.Second):
+	out = want("start", ocf.Success, "OCF_RESKEY_CRM_meta_timeout=600000")
+	t.Logf("start of a fenced host returned in %s\n%s", time.Since(t1).Round(100*time.Millisecond), out)
+	bg := daemon.Spec{Command: build.Path(t), Args: []string{cmdBackground, "nova-compute:2"},
+		PidFile: filepath.Join(dir, "NovaCompute-nova-compute:2.start.pid")}
+	t.Cleanup(func() {
+		_ = daemon.Stop(context.Background(), bg, 5*time.Second)
+		if log, err := os.ReadFile(filepath.Join(dir, "NovaCompute-nova-compute:2.start.log")); err == nil {
+			t.Logf("background start's log:\n%s", log)
+		}
+	})
+	time.Sleep(8 * time.Second)
+	if pid, _, _ := daemon.Running(bg); pid == 0 {
+		t.Fatal("no background start runs")
 	}
 	if pid, _, _ := daemon.Running(spec); pid != 0 {
 		t.Fatal("nova-compute was started on a fenced host")
 	}
+	out = want("monitor", ocf.Degraded, "OCF_RESKEY_CRM_meta_interval=10000")
+	if !strings.Contains(out, "waiting for the evacuation of "+sandboxHost) {
+		t.Errorf("monitor does not say what start waits for:\n%s", out)
+	}
 
-	// 4. The controller marks the host evacuated: start completes.
+	// 4. The controller marks the host evacuated: the background start completes, and
+	// monitor reports success.
 	if s, err = nova.ComputeService(ctx, c, sandboxHost); err != nil {
 		t.Fatal(err)
 	}
@@ -168,12 +183,18 @@ func TestSandboxProcessMode(t *testing.T) {
 		t.Fatal(err)
 	}
 	t2 := time.Now()
-	r := <-done
-	if r.code != ocf.Success {
-		t.Fatalf("start after the evacuation = %v\n%s", r.code, r.out)
+	for {
+		code, out := run(ctx, "monitor", "OCF_RESKEY_CRM_meta_interval=10000")
+		if code == ocf.Success {
+			break
+		}
+		if code != ocf.Degraded || time.Since(t2) > 5*time.Minute {
+			t.Fatalf("monitor after the evacuation = %v\n%s", code, out)
+		}
+		time.Sleep(time.Second)
 	}
-	t.Logf("start of a fenced host: %s in all, %s after it was marked evacuated\n%s",
-		time.Since(t1).Round(100*time.Millisecond), time.Since(t2).Round(100*time.Millisecond), r.out)
+	t.Logf("start of a fenced host: %s in all, %s after it was marked evacuated",
+		time.Since(t1).Round(100*time.Millisecond), time.Since(t2).Round(100*time.Millisecond))
 	s, err = nova.ComputeService(ctx, c, sandboxHost)
 	if err != nil || s.ForcedDown || !s.Enabled() || !s.Up() || s.DisabledReason != "" {
 		t.Fatalf("Nova after start: %+v %v; want up, enabled, not forced down", s, err)

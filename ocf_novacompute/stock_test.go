@@ -40,7 +40,11 @@ func TestStockFencedHostWaitsForEvacuateNo(t *testing.T) {
 			w.behave()
 		}
 	}
-	out := w.want("start", ocf.Success, "OCF_RESKEY_CRM_meta_on_node=compute-1")
+	input, _ := w.handedOver("OCF_RESKEY_CRM_meta_on_node=compute-1")
+	code, out := w.background(input)
+	if code != ocf.Success {
+		t.Fatalf("background start = %v\n%s", code, out)
+	}
 	if early {
 		t.Error("nova-compute started or force-down lifted while evacuate=yes")
 	}
