@@ -16,7 +16,8 @@ import (
 // or the stock one) sets to no once done. start must neither start nova-compute nor
 // lift the force-down before that, as nova-compute-wait did not.
 func TestStockFencedHostWaitsForEvacuateNo(t *testing.T) {
-	w := newWorld(t, novatest.Service{ForcedDown: true, EvacuationsDone: true})
+	// As fence_compute leaves it: forced down, disabled without a reason.
+	w := newWorld(t, novatest.Service{ForcedDown: true, Disabled: true, EvacuationsDone: true})
 	var value atomic.Value
 	value.Store("yes")
 	var queries atomic.Int32
@@ -51,8 +52,8 @@ func TestStockFencedHostWaitsForEvacuateNo(t *testing.T) {
 	if queries.Load() == 0 {
 		t.Error("the node attribute evacuate was never read")
 	}
-	if s := w.nova.Service(host); s.ForcedDown {
-		t.Errorf("after start: %+v, want not forced down", s)
+	if s := w.nova.Service(host); s.ForcedDown || s.Disabled {
+		t.Errorf("after start: %+v, want not forced down, and enabled (fence_compute's on would)", s)
 	}
 	if !strings.Contains(out, "evacuate=yes") {
 		t.Errorf("start does not say what it waits for:\n%s", out)

@@ -249,11 +249,19 @@ func Unfence(ctx context.Context, api ServiceAPI, s Service, opts UnfenceOptions
 		}
 		return s, &WaitError{fmt.Sprintf("the evacuation of %s is not finished (%s)", s.Host, why)}
 	}
-	if stockDone {
+	// A stock fence_compute fenced it (forced down, no marker) and the stock
+	// NovaEvacuate is done: the return is ours now that fence_compute's on does not run.
+	stockFenced := st == ForcedDownElsewhere && other == ElsewhereDone
+	if stockDone || stockFenced {
 		// The stock NovaEvacuate finished without writing our marker: record the host
 		// as evacuated while it is still forced down, then lift. Interrupted in
 		// between, the host reads evacuated and forced down, and the next on lifts it.
 		m := NextMarker(s, Evacuated, time.Time{})
+		if stockFenced && s.DisabledReason == "" {
+			// fence_compute disables the service without a reason, and its own on
+			// enables it again whatever it was before: that disable is the fence's.
+			m.OperatorDisabled = false
+		}
 		m.Source = "attrd"
 		got, err := api.UpdateService(ctx, s, ServiceUpdate{Status: "disabled", DisabledReason: m.String()})
 		if err != nil {

@@ -311,6 +311,19 @@ func TestUnfence(t *testing.T) {
 			disabled: true, reason: "maintenance"},
 		{name: "forced down by hand: lifted, status left", svc: novatest.Service{Host: "compute1", ForcedDown: true, Disabled: true},
 			reqs: []string{`PUT /os-services/` + id + ` {"forced_down":false}`}, disabled: true},
+		// fence_compute's own on enables the host whatever it was; NovaCompute and
+		// fence_nova's on take its place, so a disable without a reason (fence_compute's)
+		// goes once the host is up, and an operator's reason stays.
+		{name: "forced down and disabled by fence_compute, stock evacuation done: recorded, lifted, enabled", opts: stock(ElsewhereDone),
+			svc: novatest.Service{Host: "compute1", ForcedDown: true, Disabled: true, Alive: true},
+			reqs: []string{`PUT /os-services/` + id + ` {"disabled_reason":"novaha:evacuated source=attrd","status":"disabled"}`,
+				`PUT /os-services/` + id + ` {"forced_down":false}`,
+				`PUT /os-services/` + id + ` {"status":"enabled"}`}},
+		{name: "forced down by fence_compute, operator had disabled it with a reason: kept", opts: stock(ElsewhereDone),
+			svc: novatest.Service{Host: "compute1", ForcedDown: true, Disabled: true, Alive: true, DisabledReason: "RAM test"},
+			reqs: []string{`PUT /os-services/` + id + ` {"disabled_reason":"novaha:evacuated source=attrd; was disabled: RAM test","status":"disabled"}`,
+				`PUT /os-services/` + id + ` {"forced_down":false}`,
+				`PUT /os-services/` + id + ` {"disabled_reason":"RAM test","status":"disabled"}`}, disabled: true, reason: "RAM test"},
 		{name: "forced down by fence_compute, stock evacuation running: waits", opts: stock(ElsewhereInProgress),
 			svc: novatest.Service{Host: "compute1", ForcedDown: true, Disabled: true}, wait: "evacuate=yes", disabled: true},
 	}
