@@ -29,6 +29,12 @@ func testbedWith(t *testing.T, novaDir string, computes ...string) *Testbed {
 	if os.Getenv("NOVAHA_E2E_TESTS") != "1" {
 		t.Skip("the multi-node testbed needs root and namespaces: set NOVAHA_E2E_TESTS=1 (make e2e-test)")
 	}
+	return testbedFrom(t, novaDir, agentDir(t), computes...)
+}
+
+// testbedFrom is testbedWith with the agents of the directory agents in the nodes.
+func testbedFrom(t *testing.T, novaDir, agents string, computes ...string) *Testbed {
+	t.Helper()
 	// Not t.TempDir(): its parent is mode 0700, and Pacemaker's unprivileged daemons
 	// must reach their logs in the node roots.
 	dir, err := os.MkdirTemp("/var/tmp", "novaha-e2e-test-")
@@ -44,7 +50,7 @@ func testbedWith(t *testing.T, novaDir string, computes ...string) *Testbed {
 		Dir:       dir,
 		Computes:  computes,
 		NovaPorts: novaPorts(novaDir),
-		AgentDir:  agentDir(t),
+		AgentDir:  agents,
 		Fencing:   true,
 		Log:       testWriter{t},
 	})

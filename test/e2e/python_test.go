@@ -93,15 +93,7 @@ func TestPythonChain(t *testing.T) {
 		t.Fatalf("no BMC for %s", victim)
 	}
 
-	killed := time.Now()
-	if os.Getenv("NOVAHA_E2E_POWER_LOSS") == "1" {
-		err = tb.PowerLoss(ctx, victim)
-	} else {
-		err = tb.Kill(ctx, victim)
-	}
-	if err != nil {
-		t.Fatal(err)
-	}
+	killed := kill(ctx, t, tb, victim)
 	wctx, wcancel := context.WithTimeout(ctx, scenarioTimeout)
 	r, err := watchStockEvacuation(wctx, tc, bmc, victim, servers, killed, func(e string) { t.Log(e) })
 	wcancel()
@@ -275,32 +267,8 @@ func stockCheck(ctx context.Context, t *testing.T, tc *nova.Client, victim strin
 // host up and enabled.
 func stockChain(ctx context.Context, t *testing.T, sb *nova.Sandbox, agents string) (*Testbed, *nova.Client, []string) {
 	t.Helper()
-	tc, err := sb.Client(ctx)
-	if err != nil {
-		t.Fatal(err)
-	}
-	hosts := sb.Computes
-	if len(hosts) < 2 {
-		t.Skipf("%d compute hosts: evacuation needs 2", len(hosts))
-	}
-	for _, h := range hosts {
-		if svc, err := tc.ComputeService(ctx, h); err != nil || !Healthy(svc) {
-			t.Skipf("%s is not healthy before the test (%+v, %v): put it back first", h, svc, err)
-		}
-	}
-	t.Cleanup(func() {
-		cctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
-		defer cancel()
-		for _, h := range hosts {
-			if err := RestoreHost(cctx, sb, tc, h); err != nil {
-				t.Error(err)
-			}
-		}
-	})
-	if err := StopSandboxComputes(ctx, sb, hosts); err != nil {
-		t.Fatal(err)
-	}
-	tb := stockTestbed(t, sb.Dir, agents, hosts...)
+	tc, hosts := takeComputes(ctx, t, sb, nil)
+	tb := testbedFrom(t, sb.Dir, agents, hosts...)
 	t0 := time.Now()
 	script := filepath.Join(filepath.Dir(ConfigureScript()), "configure-python.sh")
 	if out, err := tb.Run(ctx, "ctl1", "env", "NOVA_SANDBOX_DIR="+sb.Dir, script); err != nil {
@@ -334,54 +302,6 @@ func stockChain(ctx context.Context, t *testing.T, sb *nova.Sandbox, agents stri
 	}
 	t.Logf("configured: Python fence devices and NovaCompute started, every host up in Nova after %v", time.Since(t0).Round(100*time.Millisecond))
 	return tb, tc, hosts
-}
-
-// stockTestbed is testbedWith with another agent directory.
-func stockTestbed(t *testing.T, novaDir, agents string, computes ...string) *Testbed {
-	t.Helper()
-	// Not t.TempDir(): its parent is mode 0700, and Pacemaker's unprivileged daemons
-	// must reach their logs in the node roots.
-	dir, err := os.MkdirTemp("/var/tmp", "novaha-e2e-test-")
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := os.Chmod(dir, 0o755); err != nil {
-		t.Fatal(err)
-	}
-	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
-	defer cancel()
-	tb, err := Up(ctx, Config{
-		Dir:       dir,
-		Computes:  computes,
-		NovaPorts: novaPorts(novaDir),
-		AgentDir:  agents,
-		Fencing:   true,
-		Log:       testWriter{t},
-	})
-	if err != nil {
-		t.Fatalf("%v (state in %s)", err, dir)
-	}
-	t.Cleanup(func() {
-		if t.Failed() {
-			for _, n := range tb.Nodes() {
-				for _, f := range []string{"console.log", "root/var/log/pacemaker/pacemaker.log"} {
-					if b, err := os.ReadFile(filepath.Join(tb.Dir(), "nodes", n.Name, f)); err == nil {
-						t.Logf("%s %s (tail):\n%s", n.Name, f, tail(string(b), 30))
-					}
-				}
-			}
-		}
-		if err := tb.Down(context.Background()); err != nil {
-			t.Error(err)
-		}
-		if t.Failed() {
-			t.Logf("testbed state kept in %s", dir)
-		} else {
-			os.RemoveAll(dir)
-		}
-	})
-	t.Logf("testbed online after %v", tb.Online.Round(time.Millisecond))
-	return tb
 }
 
 // stockAgentDir is the agent directory of the Python chain's testbed: make build's bin/

@@ -25,7 +25,8 @@ const scenarioTimeout = 15 * time.Minute
 // running again under NovaCompute, the force-down lifted and the service enabled.
 //
 // NOVAHA_E2E_SERVERS sets the number of servers (default 6, spread round-robin over the
-// computes); NOVAHA_E2E_POWER_LOSS=1 cuts the node's link before killing it (detected by
+// computes; with NOVAHA_E2E_ON_VICTIM=1 all on the compute killed, as TestPythonChain
+// puts them, to compare the two); NOVAHA_E2E_POWER_LOSS=1 cuts the node's link before killing it (detected by
 // the remote connection's monitor instead of the closed TCP connection). Needs
 // NOVAHA_E2E_TESTS=1 and NOVA_SANDBOX_TESTS=1; run it under flock /tmp/novaha-nova.lock
 // (make e2e). The sandbox's own nova-compute of every compute is stopped for the test
@@ -52,7 +53,11 @@ func TestEvacuationScenario(t *testing.T) {
 		}
 	})
 	t0 := time.Now()
-	servers, err := sb.Seed(ctx, nova.SeedOptions{Servers: n, Prefix: prefix, Hosts: hosts})
+	seedOn := hosts
+	if os.Getenv("NOVAHA_E2E_ON_VICTIM") == "1" {
+		seedOn = []string{victim}
+	}
+	servers, err := sb.Seed(ctx, nova.SeedOptions{Servers: n, Prefix: prefix, Hosts: seedOn})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -62,7 +67,7 @@ func TestEvacuationScenario(t *testing.T) {
 			onVictim = append(onVictim, s)
 		}
 	}
-	t.Logf("booted %d servers over %v in %v, %d on %s", len(servers), hosts, time.Since(t0).Round(100*time.Millisecond), len(onVictim), victim)
+	t.Logf("booted %d servers over %v in %v, %d on %s", len(servers), seedOn, time.Since(t0).Round(100*time.Millisecond), len(onVictim), victim)
 	if len(onVictim) == 0 {
 		t.Fatalf("no server on %s: %+v", victim, servers)
 	}
@@ -71,15 +76,7 @@ func TestEvacuationScenario(t *testing.T) {
 		t.Fatalf("no BMC for %s", victim)
 	}
 
-	killed := time.Now()
-	if os.Getenv("NOVAHA_E2E_POWER_LOSS") == "1" {
-		err = tb.PowerLoss(ctx, victim)
-	} else {
-		err = tb.Kill(ctx, victim)
-	}
-	if err != nil {
-		t.Fatal(err)
-	}
+	killed := kill(ctx, t, tb, victim)
 	wctx, wcancel := context.WithTimeout(ctx, scenarioTimeout)
 	r, err := WatchRecovery(wctx, tc, bmc, victim, onVictim, killed, func(e string) { t.Log(e) })
 	wcancel()
@@ -107,6 +104,47 @@ func TestEvacuationScenario(t *testing.T) {
 // means all the sandbox's hosts.
 func instanceHA(ctx context.Context, t *testing.T, sb *nova.Sandbox, runs int, computes []string) (*Testbed, *nova.Client, []string) {
 	t.Helper()
+	tc, hosts := takeComputes(ctx, t, sb, computes)
+	tb := testbedWith(t, sb.Dir, hosts...)
+	for i := 1; i < runs; i++ {
+		if out, err := tb.Run(ctx, "ctl1", "env", "NOVA_SANDBOX_DIR="+sb.Dir, ConfigureScript()); err != nil {
+			t.Fatalf("configure.sh (run %d): %v\n%s", i, err, out)
+		}
+	}
+	t0 := time.Now()
+	wctx, cancel := context.WithTimeout(ctx, scenarioTimeout)
+	defer cancel()
+	if err := tb.Configure(wctx, sb, tc, hosts); err != nil {
+		t.Fatal(err)
+	}
+	t.Logf("configured: NovaEvacuate and NovaCompute started, every host up in Nova after %v", time.Since(t0).Round(100*time.Millisecond))
+	return tb, tc, hosts
+}
+
+// kill powers host off behind its BMC's back, or cuts its link first with
+// NOVAHA_E2E_POWER_LOSS=1 (a power failure: peers see nothing), and returns when.
+func kill(ctx context.Context, t *testing.T, tb *Testbed, host string) time.Time {
+	t.Helper()
+	at := time.Now()
+	var err error
+	if os.Getenv("NOVAHA_E2E_POWER_LOSS") == "1" {
+		err = tb.PowerLoss(ctx, host)
+	} else {
+		err = tb.Kill(ctx, host)
+	}
+	if err != nil {
+		t.Fatal(err)
+	}
+	return at
+}
+
+// takeComputes takes the sandbox's compute hosts (computes, nil for all of them) from
+// the sandbox for a testbed: it skips unless each is healthy, stops the sandbox's own
+// nova-compute of each, and at cleanup starts them again and restores the hosts.
+// Cleanups run last registered first: the test's servers go, then the testbed (its
+// nodes' nova-compute die with it), then the sandbox's own nova-compute come back.
+func takeComputes(ctx context.Context, t *testing.T, sb *nova.Sandbox, computes []string) (*nova.Client, []string) {
+	t.Helper()
 	tc, err := sb.Client(ctx)
 	if err != nil {
 		t.Fatal(err)
@@ -123,8 +161,6 @@ func instanceHA(ctx context.Context, t *testing.T, sb *nova.Sandbox, runs int, c
 			t.Skipf("%s is not healthy before the test (%+v, %v): put it back first", h, svc, err)
 		}
 	}
-	// Cleanups run last registered first: the test's servers go, then the testbed (its
-	// nodes' nova-compute die with it), then the sandbox's own nova-compute come back.
 	t.Cleanup(func() {
 		cctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
 		defer cancel()
@@ -137,20 +173,7 @@ func instanceHA(ctx context.Context, t *testing.T, sb *nova.Sandbox, runs int, c
 	if err := StopSandboxComputes(ctx, sb, hosts); err != nil {
 		t.Fatal(err)
 	}
-	tb := testbedWith(t, sb.Dir, hosts...)
-	for i := 1; i < runs; i++ {
-		if out, err := tb.Run(ctx, "ctl1", "env", "NOVA_SANDBOX_DIR="+sb.Dir, ConfigureScript()); err != nil {
-			t.Fatalf("configure.sh (run %d): %v\n%s", i, err, out)
-		}
-	}
-	t0 := time.Now()
-	wctx, cancel := context.WithTimeout(ctx, scenarioTimeout)
-	defer cancel()
-	if err := tb.Configure(wctx, sb, tc, hosts); err != nil {
-		t.Fatal(err)
-	}
-	t.Logf("configured: NovaEvacuate and NovaCompute started, every host up in Nova after %v", time.Since(t0).Round(100*time.Millisecond))
-	return tb, tc, hosts
+	return tc, hosts
 }
 
 // checkRecovery asserts the end state: every server ACTIVE on a healthy host other than
