@@ -10,6 +10,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/novaha/novaha/lib/daemon"
 	"github.com/novaha/novaha/lib/nova"
 	"github.com/novaha/novaha/lib/novaconn"
 	"github.com/novaha/novaha/lib/ocf"
@@ -147,7 +148,7 @@ func (w *waiting) set(r *ocf.Request, format string, args ...any) {
 	if what != w.what {
 		r.Log().Info("waiting: " + what)
 		if w.file != "" {
-			if err := writeFile(w.file, what); err != nil {
+			if err := daemon.WriteFile(w.file, []byte(what)); err != nil {
 				r.Log().Warn("cannot tell monitor what start waits for", "err", err)
 			}
 		}

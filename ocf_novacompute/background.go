@@ -76,23 +76,16 @@ func startInBackground(r *ocf.Request, e env, waitingFor string) error {
 	if err != nil {
 		return err
 	}
-	if pid, _, err := daemon.Running(sp); err != nil {
-		return err
-	} else if pid != 0 {
-		r.Log().Info("the start in the background runs already", "pid", pid)
-		return nil
-	}
-	for _, name := range []string{f.Failed, f.Waiting} {
-		if err := os.Remove(name); err != nil && !errors.Is(err, fs.ErrNotExist) {
-			return fmt.Errorf("removing %s: %w", name, err)
-		}
+	// start has checked that none runs; an earlier one's failure is over.
+	if err := os.Remove(f.Failed); err != nil && !errors.Is(err, fs.ErrNotExist) {
+		return fmt.Errorf("removing %s: %w", f.Failed, err)
 	}
 	environ := r.Environ()
 	b, err := json.Marshal(environ)
 	if err != nil {
 		return fmt.Errorf("encoding the environment: %w", err)
 	}
-	if err := writeFile(f.Waiting, waitingFor); err != nil {
+	if err := daemon.WriteFile(f.Waiting, []byte(waitingFor)); err != nil {
 		return err
 	}
 	sp.Env = childEnv(environ)
@@ -133,7 +126,7 @@ func runBackground(args []string, e env, stdin io.Reader, stderr io.Writer) int 
 func backgroundDone(r *ocf.Request, err error) {
 	f := backgroundFilesOf(r)
 	if err != nil {
-		if werr := writeFile(f.Failed, err.Error()); werr != nil {
+		if werr := daemon.WriteFile(f.Failed, []byte(err.Error())); werr != nil {
 			r.Log().Error("cannot record the failure for monitor", "err", werr)
 		}
 	}
@@ -179,16 +172,4 @@ func stopBackground(ctx context.Context, r *ocf.Request, e env) error {
 		}
 	}
 	return nil
-}
-
-// writeFile replaces name's contents atomically, creating its directory.
-func writeFile(name, contents string) error {
-	if err := os.MkdirAll(filepath.Dir(name), 0o755); err != nil {
-		return err
-	}
-	tmp := name + ".tmp"
-	if err := os.WriteFile(tmp, []byte(contents), 0o644); err != nil {
-		return err
-	}
-	return os.Rename(tmp, name)
 }

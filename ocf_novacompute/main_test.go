@@ -131,25 +131,28 @@ func (w *world) handedOver(extra ...string) (input, environ string) {
 	if pid, _, _ := daemon.Running(w.waiterSpec()); pid == 0 {
 		w.t.Fatal("start launched no background start")
 	}
-	deadline := time.Now().Add(10 * time.Second)
-	for {
-		in, _ := os.ReadFile(w.waiter + ".input")
-		env, err := os.ReadFile(w.waiter + ".env")
-		if err == nil && len(in) > 0 && len(env) > 0 {
-			input, environ = string(in), string(env)
-			break
-		}
-		if time.Now().After(deadline) {
-			w.t.Fatal("the background start got no input")
-		}
-		time.Sleep(10 * time.Millisecond)
-	}
+	input, environ = w.waiterInput()
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
 	if err := daemon.Stop(ctx, w.waiterSpec(), time.Second); err != nil {
 		w.t.Fatal(err)
 	}
 	return input, environ
+}
+
+// waiterInput waits until the stand-in has recorded its standard input and environment.
+func (w *world) waiterInput() (input, environ string) {
+	w.t.Helper()
+	for deadline := time.Now().Add(10 * time.Second); ; time.Sleep(10 * time.Millisecond) {
+		in, _ := os.ReadFile(w.waiter + ".input")
+		env, _ := os.ReadFile(w.waiter + ".env")
+		if len(in) > 0 && len(env) > 0 {
+			return string(in), string(env)
+		}
+		if time.Now().After(deadline) {
+			w.t.Fatal("the background start got no input")
+		}
+	}
 }
 
 // background runs the background start in this process, with the input start handed
@@ -547,18 +550,11 @@ func TestFencedHostStartsInTheBackground(t *testing.T) {
 		t.Fatalf("no background start (pid %d, %v)", pid, err)
 	}
 	// What it was given: the parameters on its standard input only.
-	var input, environ []byte
-	for deadline := time.Now().Add(10 * time.Second); len(input) == 0 || len(environ) == 0; time.Sleep(10 * time.Millisecond) {
-		if time.Now().After(deadline) {
-			t.Fatal("the background start got no input")
-		}
-		input, _ = os.ReadFile(w.waiter + ".input")
-		environ, _ = os.ReadFile(w.waiter + ".env")
-	}
-	if !strings.Contains(string(input), "OCF_RESKEY_password_script=echo "+novatest.Password) {
+	input, environ := w.waiterInput()
+	if !strings.Contains(input, "OCF_RESKEY_password_script=echo "+novatest.Password) {
 		t.Errorf("input %s lacks the parameters", input)
 	}
-	if strings.Contains(string(environ), "OCF_RESKEY_") || strings.Contains(string(environ), novatest.Password) {
+	if strings.Contains(environ, "OCF_RESKEY_") || strings.Contains(environ, novatest.Password) {
 		t.Errorf("the background start's environment holds the parameters:\n%s", environ)
 	}
 	if argv, _ := os.ReadFile(fmt.Sprintf("/proc/%d/cmdline", pid)); strings.Contains(string(argv), novatest.Password) {

@@ -105,7 +105,7 @@ func Start(s Spec) (int, error) {
 	// The agent exits long before the daemon: nothing here waits for it.
 	_ = cmd.Process.Release()
 	s.awaitExec(pid, execWait)
-	if err := writeAtomic(s.PidFile, []byte(strconv.Itoa(pid)+"\n")); err != nil {
+	if err := WriteFile(s.PidFile, []byte(strconv.Itoa(pid)+"\n")); err != nil {
 		_ = syscall.Kill(-pid, syscall.SIGKILL)
 		return 0, fmt.Errorf("writing the pid file: %w", err)
 	}
@@ -173,7 +173,10 @@ func live(dir string) bool {
 	return i >= 0 && i+2 < len(stat) && stat[i+2] != 'Z' && stat[i+2] != 'X'
 }
 
-func writeAtomic(name string, data []byte) error {
+// WriteFile replaces name's contents atomically (a temporary file renamed), creating its
+// directory: a reader, such as a later run of the agent, sees the old contents or the
+// new, never a part.
+func WriteFile(name string, data []byte) error {
 	if err := os.MkdirAll(filepath.Dir(name), 0o755); err != nil {
 		return err
 	}

@@ -33,23 +33,11 @@
 # its openrc gives the Python agents their credentials, its clouds.yaml NovaCompute's).
 set -euo pipefail
 
-HERE=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
-NOVA_DIR=${NOVA_SANDBOX_DIR:-/var/tmp/novaha-nova}
-CLOUDS_YAML=$NOVA_DIR/clouds.yaml
-CLOUD=novaha-sandbox
-
+# configure.sh's settings and helpers (computes, has_stonith, has_resource,
+# create_compute_clone, run_steps).
+# shellcheck source=configure.sh
+. "$(dirname "${BASH_SOURCE[0]}")/configure.sh"
 say() { echo "configure-python: $*" >&2; }
-die() { say "error: $*"; exit 1; }
-
-# The remote nodes the cluster knows, from the CIB (as configure.sh).
-computes() {
-  local xml
-  xml=$(cibadmin --query --scope resources)
-  grep -o '<primitive [^>]*type="remote"[^>]*>' <<<"$xml" | grep -o ' id="[^"]*"' | cut -d'"' -f2
-}
-
-has_stonith() { pcs stonith config "$1" >/dev/null 2>&1; }
-has_resource() { pcs resource config "$1" >/dev/null 2>&1; }
 
 # param DEVICE NAME: an instance attribute of a device, from the CIB.
 param() {
@@ -132,29 +120,15 @@ topology() {
 # after nova-evacuate (there is none here).
 compute_clone() {
   if has_resource nova-compute-clone; then say "nova-compute-clone exists"; return 0; fi
-  pcs resource create nova-compute ocf:novaha:NovaCompute cloud="$CLOUD" \
-    clouds_yaml="$CLOUDS_YAML" service_manager=process command="$HERE/nova-compute" \
-    args="--sandbox $NOVA_DIR" log_file=/var/log/nova-compute.log \
-    op start timeout=600 op monitor interval=10 timeout=20 \
-    op monitor interval=60 timeout=30 OCF_CHECK_LEVEL=10 \
-    clone interleave=true --disabled
-  pcs constraint location nova-compute-clone rule score=-INFINITY '#kind' ne remote
+  create_compute_clone
   pcs resource enable nova-compute-clone
   say "nova-compute-clone created"
 }
 
-STEPS=(ipmilan_devices nova_devices topology compute_clone)
-
-COMPUTES=$(computes)
-[ -n "$COMPUTES" ] || die "no remote nodes in the CIB: is this a testbed controller?"
 for a in fence_ipmilan fence_compute fence_evacuate; do
   [ -x "/usr/sbin/$a" ] || die "/usr/sbin/$a missing"
 done
 if grep -q 'inspect.getargspec(' /usr/sbin/fence_compute /usr/sbin/fence_evacuate; then
   die "fence_compute or fence_evacuate is Debian's unpatched copy (inspect.getargspec is gone in Python 3.11)"
 fi
-for step in "${STEPS[@]}"; do
-  "$step"
-done
-crm_verify --live-check
-say "done: $(wc -w <<<"$COMPUTES") computes"
+run_steps ipmilan_devices nova_devices topology compute_clone

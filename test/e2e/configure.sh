@@ -17,7 +17,8 @@
 # (test/nova/sandbox compute stop HOST): two copies would fight over one service record.
 #
 # Environment: NOVA_SANDBOX_DIR (default /var/tmp/novaha-nova: its clouds.yaml, cloud
-# novaha-sandbox, reaches the sandbox through the testbed's forwarders).
+# novaha-sandbox, reaches the sandbox through the testbed's forwarders). Sourced, it only
+# defines its functions (configure-python.sh uses them).
 set -euo pipefail
 
 HERE=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
@@ -86,6 +87,14 @@ evacuate_resource() {
 # every compute whenever nova-evacuate restarts or moves (see compute_order).
 compute_clone() {
   if has_resource nova-compute-clone; then say "nova-compute-clone exists"; return 0; fi
+  create_compute_clone
+  compute_order
+  pcs resource enable nova-compute-clone
+  say "nova-compute-clone created"
+}
+
+# create_compute_clone creates nova-compute-clone, disabled, with its location rule.
+create_compute_clone() {
   pcs resource create nova-compute ocf:novaha:NovaCompute cloud="$CLOUD" \
     clouds_yaml="$CLOUDS_YAML" service_manager=process command="$HERE/nova-compute" \
     args="--sandbox $NOVA_DIR" log_file=/var/log/nova-compute.log \
@@ -93,9 +102,6 @@ compute_clone() {
     op monitor interval=60 timeout=30 OCF_CHECK_LEVEL=10 \
     clone interleave=true --disabled
   pcs constraint location nova-compute-clone rule score=-INFINITY '#kind' ne remote
-  compute_order
-  pcs resource enable nova-compute-clone
-  say "nova-compute-clone created"
 }
 
 # nova-compute-clone starts after nova-evacuate when both start together (a fenced
@@ -119,12 +125,18 @@ compute_order() {
   say "order nova-evacuate then nova-compute-clone: Optional"
 }
 
-STEPS=(nova_device topology evacuate_resource compute_clone compute_order)
+# run_steps runs each step on the cluster's computes, then checks the configuration.
+run_steps() {
+  COMPUTES=$(computes)
+  [ -n "$COMPUTES" ] || die "no remote nodes in the CIB: is this a testbed controller?"
+  local step
+  for step in "$@"; do
+    "$step"
+  done
+  crm_verify --live-check
+  say "done: $(wc -w <<<"$COMPUTES") computes"
+}
 
-COMPUTES=$(computes)
-[ -n "$COMPUTES" ] || die "no remote nodes in the CIB: is this a testbed controller?"
-for step in "${STEPS[@]}"; do
-  "$step"
-done
-crm_verify --live-check
-say "done: $(wc -w <<<"$COMPUTES") computes"
+if [[ ${BASH_SOURCE[0]} == "$0" ]]; then
+  run_steps nova_device topology evacuate_resource compute_clone compute_order
+fi

@@ -209,55 +209,7 @@ func stockCheck(ctx context.Context, t *testing.T, tc *nova.Client, victim strin
 	if r.PowerOff.IsZero() {
 		t.Errorf("%s's BMC logged no power off", victim)
 	}
-	migs, err := tc.Evacuations(ctx, victim)
-	if err != nil {
-		t.Fatal(err)
-	}
-	count := map[string]int{}
-	var first time.Time
-	for _, m := range since(migs, r.Killed) {
-		at, err := parseNovaTime(m.CreatedAt)
-		if err != nil {
-			t.Errorf("migration %s: created_at %q: %v", m.UUID, m.CreatedAt, err)
-			continue
-		}
-		count[m.InstanceUUID]++
-		if first.IsZero() || at.Before(first) {
-			first = at
-		}
-	}
-	if first.IsZero() {
-		t.Fatalf("no evacuation migration off %s since the kill", victim)
-	}
-	if !r.PowerOff.IsZero() {
-		if !r.PowerOff.Before(first) {
-			t.Errorf("first evacuation created at %s, not after the BMC's power off at %s", first.Format(time.RFC3339Nano), r.PowerOff.UTC().Format(time.RFC3339Nano))
-		} else {
-			t.Logf("the BMC's power off came %v before the first evacuation was created", first.Sub(r.PowerOff).Round(time.Millisecond))
-		}
-	}
-	spread := map[string]int{}
-	for _, s := range servers {
-		d, err := tc.Server(ctx, s.ID)
-		if err != nil {
-			t.Error(err)
-			continue
-		}
-		spread[d.Host]++
-		if d.Status != "ACTIVE" || d.Host == victim || !contains(hosts, d.Host) || d.TaskState != "" {
-			t.Errorf("%s after the evacuation: %+v", s.Name, d)
-		}
-		if count[s.ID] != 1 {
-			t.Errorf("%s: %d evacuations since the kill, want 1", s.Name, count[s.ID])
-		}
-	}
-	for h := range spread {
-		if svc, err := tc.ComputeService(ctx, h); err != nil || !Healthy(svc) {
-			t.Errorf("destination %s is not healthy: %+v, %v", h, svc, err)
-		}
-	}
-	t.Logf("servers now on %v", spread)
-	return first
+	return checkEvacuated(ctx, t, tc, victim, servers, hosts, r.Killed, r.PowerOff)
 }
 
 // stockChain is instanceHA for the Python chain: the sandbox's own nova-compute of every

@@ -177,27 +177,37 @@ func takeComputes(ctx context.Context, t *testing.T, sb *nova.Sandbox, computes 
 }
 
 // checkRecovery asserts the end state: every server ACTIVE on a healthy host other than
-// victim, evacuated exactly once, and no evacuation created before the power off.
-func checkRecovery(ctx context.Context, t *testing.T, tc *nova.Client, victim string, servers []nova.Server, hosts []string, r *Recovery) {
+// victim, evacuated exactly once, no evacuation created before the power off, and the
+// victim back. It returns when the first evacuation since the kill was created.
+func checkRecovery(ctx context.Context, t *testing.T, tc *nova.Client, victim string, servers []nova.Server, hosts []string, r *Recovery) time.Time {
 	t.Helper()
 	if r.PowerOff.IsZero() {
 		t.Fatalf("%s's BMC logged no power off", victim)
 	}
+	first := checkEvacuated(ctx, t, tc, victim, servers, hosts, r.Killed, r.PowerOff)
+	if svc, err := tc.ComputeService(ctx, victim); err != nil || !Healthy(svc) {
+		t.Errorf("%s after the recovery: %+v, %v", victim, svc, err)
+	}
+	return first
+}
+
+// checkEvacuated asserts that every one of servers is ACTIVE on a healthy host of hosts
+// other than victim, evacuated exactly once since killed, and that no evacuation was
+// created before powerOff (when known). It returns when the first one was created.
+func checkEvacuated(ctx context.Context, t *testing.T, tc *nova.Client, victim string, servers []nova.Server, hosts []string, killed, powerOff time.Time) time.Time {
+	t.Helper()
 	migs, err := tc.Evacuations(ctx, victim)
 	if err != nil {
 		t.Fatal(err)
 	}
 	count := map[string]int{}
 	var first time.Time
-	for _, m := range migs {
-		// Nova's created_at is UTC without a zone; evacuations of earlier tests are
-		// older than the kill.
-		at, err := time.Parse("2006-01-02T15:04:05.000000", m.CreatedAt)
+	// Nova's created_at is UTC without a zone; evacuations of earlier tests are older
+	// than the kill.
+	for _, m := range since(migs, killed) {
+		at, err := parseNovaTime(m.CreatedAt)
 		if err != nil {
 			t.Errorf("migration %s: created_at %q: %v", m.UUID, m.CreatedAt, err)
-			continue
-		}
-		if at.Before(r.Killed.Add(-2 * time.Second).UTC()) {
 			continue
 		}
 		count[m.InstanceUUID]++
@@ -208,10 +218,12 @@ func checkRecovery(ctx context.Context, t *testing.T, tc *nova.Client, victim st
 	if first.IsZero() {
 		t.Fatalf("no evacuation migration off %s since the kill", victim)
 	}
-	if !r.PowerOff.Before(first) {
-		t.Errorf("first evacuation created at %s, not after the BMC's power off at %s", first.Format(time.RFC3339Nano), r.PowerOff.UTC().Format(time.RFC3339Nano))
-	} else {
-		t.Logf("the BMC's power off came %v before the first evacuation was created", first.Sub(r.PowerOff.UTC()).Round(time.Millisecond))
+	if !powerOff.IsZero() {
+		if !powerOff.Before(first) {
+			t.Errorf("first evacuation created at %s, not after the BMC's power off at %s", first.Format(time.RFC3339Nano), powerOff.UTC().Format(time.RFC3339Nano))
+		} else {
+			t.Logf("the BMC's power off came %v before the first evacuation was created", first.Sub(powerOff.UTC()).Round(time.Millisecond))
+		}
 	}
 	spread := map[string]int{}
 	for _, s := range servers {
@@ -222,7 +234,7 @@ func checkRecovery(ctx context.Context, t *testing.T, tc *nova.Client, victim st
 		}
 		spread[d.Host]++
 		if d.Status != "ACTIVE" || d.Host == victim || !contains(hosts, d.Host) || d.TaskState != "" {
-			t.Errorf("%s after the recovery: %+v", s.Name, d)
+			t.Errorf("%s after the evacuation: %+v", s.Name, d)
 		}
 		if count[s.ID] != 1 {
 			t.Errorf("%s: %d evacuations since the kill, want 1", s.Name, count[s.ID])
@@ -233,8 +245,6 @@ func checkRecovery(ctx context.Context, t *testing.T, tc *nova.Client, victim st
 			t.Errorf("destination %s is not healthy: %+v, %v", h, svc, err)
 		}
 	}
-	if svc, err := tc.ComputeService(ctx, victim); err != nil || !Healthy(svc) {
-		t.Errorf("%s after the recovery: %+v, %v", victim, svc, err)
-	}
 	t.Logf("servers now on %v", spread)
+	return first
 }
